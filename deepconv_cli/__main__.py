@@ -1,0 +1,69 @@
+"""`deepconv` dispatcher: reads only the subcommand name, imports that subcommand lazily, prints errors as one line."""
+
+import argparse
+import importlib
+import sys
+
+from deepconv_cli import __version__
+from deepconv_cli.errors import USAGE, DeepconvError
+
+# name -> (module with `main(argv) -> int | None`, one-line summary). Lightning is imported only by the
+# subcommands that need it, so `deepconv --help` and `deepconv models` start in well under a second.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("deepconv_cli.cli.train", "train a network from random init (LightningCLI fit: -c recipe.yaml)"),
+    "fine-tune": ("deepconv_cli.cli.fine_tune", "train a network initialised from a checkpoint (--init-from CKPT)"),
+    "evaluate": ("deepconv_cli.cli.evaluate", "top-1/top-5 error: dense, multi-crop, multi-scale, fused, ensembles"),
+    "predict": ("deepconv_cli.cli.predict", "top-k classes of image files or folders"),
+    "export": ("deepconv_cli.cli.export", "write TorchScript, ONNX or safetensors, verified against PyTorch"),
+    "import": ("deepconv_cli.cli.import_", "turn torchvision/timm VGG weights into a deepconv checkpoint"),
+    "recipe": ("deepconv_cli.cli.recipe", "run a chain of stages (train, fine-tune, evaluate, export) resumably"),
+    "benchmark": ("deepconv_cli.cli.benchmark", "measure loader, training step and evaluation speed"),
+    "models": ("deepconv_cli.cli.models", "list the architectures: weight layers and parameters"),
+    "stats": ("deepconv_cli.cli.stats", "compute and cache mean RGB and PCA colour statistics of a train/ folder"),
+    "data": ("deepconv_cli.cli.data", "write a built-in dataset as an ImageFolder tree (`deepconv data digits OUT`)"),
+}
+
+
+def usage_text() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return (
+        "usage: deepconv <command> [options]   (deepconv <command> --help for a command's options)\n\n"
+        "Train, deepen, evaluate and export the very deep ConvNets of Simonyan & Zisserman (VGG A-E).\n\n"
+        "commands:\n" + "\n".join(lines)
+    )
+
+
+def one_line(message: str, limit: int = 600) -> str:
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage_text())
+        return 0 if argv else USAGE
+    if argv[0] == "--version":
+        print(f"deepconv {__version__}")
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"deepconv: error: unknown command {name!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return USAGE
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        return module.main(argv[1:]) or 0
+    except DeepconvError as e:
+        print(f"deepconv {name}: error: {one_line(e)}", file=sys.stderr)
+        return e.code
+    except argparse.ArgumentError as e:
+        print(f"deepconv {name}: error: {one_line(e)} (see `deepconv {name} --help`)", file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:
+        print(f"deepconv {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

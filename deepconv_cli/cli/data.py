@@ -1,0 +1,38 @@
+"""`deepconv data digits OUT`: write the built-in digits as OUT/train and OUT/val ImageFolder trees."""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+
+from deepconv_cli.cli import run_function
+from deepconv_cli.data.digits import write_digits
+from deepconv_cli.errors import usage
+
+
+def data(name: Literal["digits"], out: str) -> None:
+    """Write a built-in dataset as an ImageFolder tree (train/ and val/, one folder per class, PNG images).
+
+    Args:
+        name: the dataset: "digits" (1,797 UCI handwritten digits, 8x8, CC BY 4.0).
+        out: folder to create; it must not exist yet or be empty.
+    """
+    target = Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise usage(f"{target} already exists and is not an empty folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        counts = write_digits(staging)
+        if target.exists():
+            target.rmdir()
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"wrote {counts['train']} training and {counts['val']} validation images of 10 classes to {target}")
+
+
+def main(argv: list[str]) -> int:
+    run_function(data, argv, "deepconv data")
+    return 0

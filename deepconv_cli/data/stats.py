@@ -1,0 +1,84 @@
+"""Mean RGB and the RGB covariance eigen-decomposition (AlexNet's PCA colour shift) over a training set, cached."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from rich.progress import Progress
+
+STATS_FILE = ".deepconv-stats.json"
+
+
+def _evenly_spaced(files: list[str], limit: int) -> list[str]:
+    if limit <= 0 or len(files) <= limit:
+        return files
+    idx = np.linspace(0, len(files) - 1, limit).round().astype(int)
+    return [files[i] for i in idx]
+
+
+def compute_stats(files: list[str], max_images: int = 10000, progress: bool = True) -> dict:
+    """Per-pixel RGB mean (0..255) and covariance eigenpairs (0..1 units) over up to `max_images` images.
+
+    Images are taken evenly spaced over the sorted list, so the result is deterministic. Every pixel of every
+    chosen image counts once (sums kept in float64).
+    """
+    chosen = _evenly_spaced(sorted(files), max_images)
+    total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("mean RGB + PCA", total=len(chosen))
+        for path in chosen:
+            with Image.open(path) as img:
+                px = np.asarray(img.convert("RGB"), dtype=np.float64).reshape(-1, 3) / 255.0
+            total += px.sum(0)
+            outer += px.T @ px
+            count += len(px)
+            bar.advance(task)
+    if count == 0:
+        raise ValueError("no images to compute statistics from")
+    mean = total / count
+    cov = outer / count - np.outer(mean, mean)
+    eigval, eigvec = np.linalg.eigh(cov)
+    order = eigval.argsort()[::-1]
+    return {
+        "mean": (mean * 255).tolist(),
+        "pca_eigval": eigval[order].clip(min=0).tolist(),
+        "pca_eigvec": eigvec[:, order].tolist(),
+        "images": len(chosen),
+        "pixels": int(count),
+        "dataset_files": len(files),
+    }
+
+
+def write_json_atomic(data: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def load_or_compute(files: list[str], cache: Path, fallback_dir: Path | None, max_images: int) -> dict:
+    """Stats from `cache` (or fallback_dir/STATS_FILE) when they match this file list, else computed and cached.
+
+    The cache sits next to the data; when that folder is read-only it goes to `fallback_dir` (the run dir).
+    """
+    candidates = [cache] + ([fallback_dir / STATS_FILE] if fallback_dir else [])
+    for path in candidates:
+        if path.is_file():
+            try:
+                stats = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if stats.get("dataset_files") == len(files) and stats.get("max_images") == max_images:
+                return stats
+    stats = compute_stats(files, max_images) | {"max_images": max_images}
+    for path in candidates:
+        try:
+            write_json_atomic(stats, path)
+            break
+        except OSError:
+            continue
+    return stats

@@ -1,0 +1,113 @@
+"""Self-describing checkpoints: the metadata every artefact carries, and reading a network back from a .ckpt.
+
+A deepconv checkpoint is a Lightning checkpoint whose `state_dict` holds the network under `model.` and whose
+`deepconv` entry holds a `ModelMeta`: enough to rebuild the network and preprocess images exactly as in
+training, so evaluate / export / predict / fine-tune need no second config.
+"""
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from deepconv_cli import __version__
+from deepconv_cli.errors import failure, usage
+from deepconv_cli.models.vgg import VGG
+
+STATE_PREFIX = "model."
+PREPROCESSING = ("mean_rgb", "imagenet_mean_std")
+
+
+@dataclass
+class ModelMeta:
+    """What a trained network is and how its inputs were prepared (all plain types, so JSON- and pickle-safe)."""
+
+    arch: str
+    num_classes: int
+    classes: list[str]
+    width: float = 1.0
+    crop_size: int = 224
+    dropout: float = 0.5
+    # "mean_rgb": the paper's preprocessing, subtract `mean` (0..255) only; "imagenet_mean_std": imported
+    # torchvision/timm weights, (x/255 - m)/s, stored here as mean = 255*m and scale = 1/(255*s).
+    preprocessing: str = "mean_rgb"
+    mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    scale: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    # training scale S: fixed when s_min == s_max, jittered in [s_min, s_max] otherwise
+    s_min: int = 256
+    s_max: int = 256
+    # AlexNet PCA colour statistics of the training set (RGB in 0..1): eigenvalues and eigenvectors (columns)
+    pca_eigval: list[float] = field(default_factory=list)
+    pca_eigvec: list[list[float]] = field(default_factory=list)
+    version: str = __version__
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelMeta":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def build(self) -> VGG:
+        """An untrained network of this shape, input normalisation already set."""
+        model = VGG(self.arch, self.num_classes, self.width, self.crop_size, self.dropout)
+        model.normalize.set(self.mean, self.scale)
+        return model
+
+    def default_test_scales(self) -> list[int]:
+        """The paper's test scales (section 4.2): {S-32, S, S+32} for fixed S, {Smin, mid, Smax} for jittered S."""
+        if self.s_min == self.s_max:
+            return [self.s_min - 32, self.s_min, self.s_min + 32]
+        return [self.s_min, (self.s_min + self.s_max) // 2, self.s_max]
+
+
+def atomic_save(obj: object, path: str | Path) -> None:
+    """torch.save through a temporary file in the same directory and a rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model_checkpoint(path: str | Path, model: VGG, meta: ModelMeta) -> None:
+    """Write a minimal deepconv checkpoint (what `import` produces): weights and metadata, no training state."""
+    state = {STATE_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_save({"state_dict": state, "deepconv": meta.to_dict()}, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, loaded without executing pickled code; user mistakes become one-line errors."""
+    path = Path(path)
+    if not path.exists():
+        raise usage(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise usage(f"checkpoint path is a directory, not a file: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, not a torch file, pickle with foreign objects ...
+        raise failure(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    if not isinstance(ckpt, dict) or "deepconv" not in ckpt or "state_dict" not in ckpt:
+        raise failure(f"{path} is not a deepconv checkpoint (no 'deepconv' metadata); see `deepconv import`")
+    return ckpt
+
+
+def load_model(path: str | Path) -> tuple[VGG, ModelMeta]:
+    """The trained network (in eval mode, on CPU) and its metadata."""
+    ckpt = read_checkpoint(path)
+    meta = ModelMeta.from_dict(ckpt["deepconv"])
+    model = meta.build()
+    state = {k[len(STATE_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise failure(f"checkpoint {path} does not match its own metadata: {str(e).splitlines()[0][:200]}") from None
+    return model.eval(), meta

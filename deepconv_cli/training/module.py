@@ -1,0 +1,119 @@
+"""ClassifierModule: a VGG network trained as in section 3.1 of the VGG paper (SGD, momentum, plateau lr drops)."""
+
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from deepconv_cli.data.transforms import pca_color_shift
+from deepconv_cli.models.checkpoint import ModelMeta
+from deepconv_cli.models.vgg import VGG, Arch
+
+
+class ClassifierModule(L.LightningModule):
+    """A VGG configuration and its optimisation.
+
+    Args:
+        arch: configuration of Table 1 (A, A-LRN, B, C, D, E) or B-shallow of section 4.1.
+        num_classes: number of classes (linked from the data: the number of class folders).
+        classes: class names (linked from the data), saved in every checkpoint.
+        width: multiplier on every layer's width (1.0 = the paper; 0.125 trains on a CPU).
+        crop_size: training crop side (linked from the data); FC1 is a (crop_size/32)^2 window.
+        dropout: dropout ratio after FC1 and FC2.
+        init: random initialisation: "normal" (zero mean, std init_std), "glorot" or "kaiming".
+        init_std: std of the "normal" init. The paper's text says variance 1e-2 (std 0.1); AlexNet uses 0.01.
+        lr: initial learning rate (1e-2; 1e-3 for S=384 nets initialised from S=256).
+        momentum: SGD momentum.
+        weight_decay: L2 penalty multiplier.
+        lr_drop_factor: learning rate multiplier when validation error stops improving.
+        lr_patience: epochs without improvement of validation top-1 error before a drop.
+        max_lr_drops: training stops at the plateau after this many drops (3 in the paper).
+    """
+
+    def __init__(
+        self,
+        arch: Arch = "A",
+        num_classes: int = 1000,
+        classes: list[str] | None = None,
+        width: float = 1.0,
+        crop_size: int = 224,
+        dropout: float = 0.5,
+        init: Literal["normal", "glorot", "kaiming"] = "normal",
+        init_std: float = 0.01,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        lr_drop_factor: float = 0.1,
+        lr_patience: int = 2,
+        max_lr_drops: int = 3,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        classes = list(classes) if classes else [str(i) for i in range(num_classes)]
+        if len(classes) != num_classes:
+            raise ValueError(f"{len(classes)} class names for num_classes={num_classes}")
+        self.meta = ModelMeta(arch, num_classes, classes, width, crop_size, dropout)
+        self.model = VGG(arch, num_classes, width, crop_size, dropout, init, init_std)
+        self.register_buffer("pca_eigval", torch.zeros(0), persistent=False)
+        self.register_buffer("pca_eigvec", torch.zeros(0), persistent=False)
+        self.pca_std = 0.0
+        k = min(5, num_classes)
+        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_top5 = MulticlassAccuracy(num_classes, top_k=k, average="micro")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def setup(self, stage: str) -> None:
+        data = self.trainer.datamodule if self._trainer is not None else None
+        if data is not None and getattr(data, "stats", None):
+            self.adopt_data_stats(data.stats, data.s_min, data.s_max, data.pca_std)
+
+    def adopt_data_stats(self, stats: dict, s_min: int, s_max: int, pca_std: float) -> None:
+        """Take the training set's mean RGB and PCA statistics and the training scales."""
+        self.meta.mean, self.meta.s_min, self.meta.s_max = list(stats["mean"]), s_min, s_max
+        self.meta.pca_eigval, self.meta.pca_eigvec = list(stats["pca_eigval"]), [list(r) for r in stats["pca_eigvec"]]
+        self.model.normalize.set(self.meta.mean)
+        self.pca_eigval = torch.tensor(self.meta.pca_eigval, device=self.device)
+        self.pca_eigvec = torch.tensor(self.meta.pca_eigvec, device=self.device)
+        self.pca_std = pca_std
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """uint8 crops arrive on the device; make them float there and add the colour shift when training."""
+        x, y = batch
+        x = x.float()
+        if self.training:
+            x = pca_color_shift(x, self.pca_eigval, self.pca_eigvec, self.pca_std)
+        return x, y
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log("val/loss", F.cross_entropy(logits, y), prog_bar=False, sync_dist=True)
+        self.val_top1.update(logits, y)
+        self.val_top5.update(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/top1_error", 100.0 * (1 - self.val_top1.compute()), prog_bar=True)
+        self.log("val/top5_error", 100.0 * (1 - self.val_top5.compute()), prog_bar=True)
+        self.val_top1.reset()
+        self.val_top5.reset()
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=hp.lr_drop_factor, patience=hp.lr_patience
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": "val/top1_error"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["deepconv"] = self.meta.to_dict()
