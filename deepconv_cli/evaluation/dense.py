@@ -1,0 +1,34 @@
+"""Dense evaluation (VGG paper section 3.2): the fully convolutional net on the whole image rescaled to Q.
+
+The class-score map is averaged spatially (sum-pooling up to a constant), turned into softmax posteriors, and
+averaged with those of the horizontally flipped image. No crop, no square resize: any size and aspect ratio.
+"""
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
+
+from deepconv_cli.models.vgg import VGG
+
+
+def rescale_shorter(img: Image.Image, q: int) -> Image.Image:
+    """Isotropic rescale so that the shorter side is q (antialiased bilinear, like training's crop-box resize)."""
+    w, h = img.size
+    size = (max(q, round(w * q / min(w, h))), max(q, round(h * q / min(w, h))))
+    return img.resize(size, Image.Resampling.BILINEAR)
+
+
+def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a uint8 CHW tensor (the form every loader in deepconv yields)."""
+    return TF.pil_to_tensor(img.convert("RGB"))
+
+
+@torch.inference_mode()
+def dense_posteriors(model: VGG, batch: torch.Tensor, flip: bool = True) -> torch.Tensor:
+    """Softmax posteriors (N, classes) of a batch of same-size 0..255 images, flip-averaged when `flip`."""
+    x = batch.float()
+    probs = F.softmax(model(x), dim=1)
+    if flip:
+        probs = (probs + F.softmax(model(torch.flip(x, dims=[3])), dim=1)) / 2
+    return probs
