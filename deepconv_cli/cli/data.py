@@ -7,18 +7,22 @@ from typing import Literal
 
 
 from deepconv_cli.cli import run_function
-from deepconv_cli.data.digits import write_digits
+from deepconv_cli.data.digits import is_complete, write_digits
 from deepconv_cli.errors import usage
 
 
-def data(name: Literal["digits"], out: str) -> None:
+def data(name: Literal["digits"], out: str, exist_ok: bool = False) -> None:
     """Write a built-in dataset as an ImageFolder tree (train/ and val/, one folder per class, PNG images).
 
     Args:
         name: the dataset: "digits" (1,797 UCI handwritten digits, 8x8, CC BY 4.0).
         out: folder to create; it must not exist yet or be empty.
+        exist_ok: succeed without writing when OUT already holds the complete dataset.
     """
     target = Path(out)
+    if exist_ok and is_complete(target):
+        print(f"{target} already holds the digits; nothing written")
+        return
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise usage(f"{target} already exists and is not an empty folder")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -36,3 +36,11 @@ def write_digits(out: str | Path) -> dict[str, int]:
         Image.fromarray(image, mode="L").save(folder / f"{i:04d}.png")
         counts[split] += 1
     return counts
+
+
+def is_complete(out: str | Path) -> bool:
+    """Whether OUT holds the whole tree `write_digits` writes (same files per split)."""
+    out = Path(out)
+    return all(
+        len(list((out / split).glob("*/*.png"))) == count for split, count in (("train", 1438), ("val", 359))
+    )

@@ -91,6 +91,8 @@ class VGG(nn.Module):
         return convs + [("fc1", head.fc1), ("fc2", head.fc2), ("fc3", head.fc3)]
 
     def score_map(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing() and min(x.shape[-2:]) < self.crop_size:
+            raise ValueError(f"input {x.shape[-2]}x{x.shape[-1]} is smaller than the training crop {self.crop_size}")
         return self.classifier(self.features(self.normalize(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

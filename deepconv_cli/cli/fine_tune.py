@@ -1,0 +1,56 @@
+"""`deepconv fine-tune`: `deepconv train` with the network initialised from a trained checkpoint (section 3.1).
+
+Everything `train` accepts is accepted here, plus:
+  --init-from CKPT         the trained checkpoint (a shallower net for deepening, or the same architecture)
+  --init-layers paper|all  paper: A's first four convs + three FCs into the same positions (default when the
+                           architectures differ); all: every layer (default for the same architecture)
+Optimizer, scheduler and epoch counters start fresh: this is initialisation, not Lightning's resume. A run
+interrupted after its first checkpoint resumes from RUN_DIR/last.ckpt like `train` does.
+"""
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from deepconv_cli.cli.train import build_cli, fit
+from deepconv_cli.errors import usage
+from deepconv_cli.models.checkpoint import load_model
+from deepconv_cli.models.deepen import CopyRow, initialise_from
+
+
+def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--init-from", "--init_from", dest="init_from")
+    parser.add_argument("--init-layers", "--init_layers", dest="init_layers", choices=("paper", "all"))
+    return parser.parse_known_args(argv)
+
+
+def copy_table(rows: list[CopyRow], target: str, source: str, path: str) -> Table:
+    table = Table(title=f"{target} initialised from {source} ({path})")
+    for col in ("target layer", "source layer", "shape", "init"):
+        table.add_column(col)
+    for r in rows:
+        shape = "x".join(map(str, r.shape))
+        table.add_row(r.target, r.source or "-", shape, "[green]copied[/]" if r.copied else "random")
+    return table
+
+
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+    opts, rest = split_argv(argv)
+    cli = build_cli(rest, prog="deepconv fine-tune")
+    if not opts.init_from:
+        raise usage("fine-tune needs --init-from CKPT (a trained deepconv checkpoint)")
+    source, source_meta = load_model(opts.init_from)
+    target = cli.model.model
+    scheme = opts.init_layers or ("all" if source_meta.arch == target.arch else "paper")
+    try:
+        rows = initialise_from(target, source, scheme)
+    except ValueError as e:
+        raise usage(str(e)) from None
+    if cli.trainer.is_global_zero:
+        Console().print(copy_table(rows, target.arch, source_meta.arch, opts.init_from))
+    fit(cli)
+    return 0

@@ -1,0 +1,151 @@
+"""The stage graph of a recipe: checkpoint references, skip-finished / resume-interrupted, one subprocess per stage.
+
+A recipe is YAML:
+
+    run_root: runs/quickstart          # each stage gets run_root/<stage name>/
+    stages:
+      - name: vgg_a
+        command: train                 # data | train | fine-tune | evaluate | export | predict
+        config: quickstart/vgg_a.yaml  # optional -c file, relative to the recipe file
+        args: ["--trainer.max_epochs=30"]
+      - name: vgg_d
+        command: fine-tune
+        config: quickstart/vgg_d.yaml
+        init_from: vgg_a               # a stage name -> its best.ckpt; "vgg_a:last" -> last.ckpt
+      - name: eval_d
+        command: evaluate
+        ckpt: vgg_d                    # passed as --ckpt <resolved path>
+        args: ["--data", "data/digits/val", "--json", "{run_dir}/results.json"]
+
+Strings in `args` may use {run_dir} (this stage's folder), {run_root} and {<stage>} / {<stage>:last} for another
+stage's checkpoint. A finished stage leaves a `.stage-done` marker in its folder and is skipped next time;
+train / fine-tune stages interrupted mid-way resume from their last.ckpt because `train` does so by itself.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from deepconv_cli.errors import failure, usage
+
+COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict")
+TRAINING = ("train", "fine-tune")
+DONE = ".stage-done"
+
+
+@dataclass
+class Stage:
+    name: str
+    command: str
+    config: Path | None = None
+    args: list[str] = field(default_factory=list)
+    init_from: str | None = None
+    ckpt: str | None = None
+
+
+@dataclass
+class Recipe:
+    path: Path
+    run_root: Path
+    stages: list[Stage]
+
+    def run_dir(self, stage: Stage) -> Path:
+        return self.run_root / stage.name
+
+    def checkpoint(self, reference: str) -> Path:
+        """`stage` -> that stage's best.ckpt, `stage:last` -> its last.ckpt."""
+        name, _, which = reference.partition(":")
+        names = [s.name for s in self.stages]
+        if name not in names:
+            raise usage(f"{self.path}: unknown stage {name!r} referenced (stages: {', '.join(names)})")
+        if which not in ("", "best", "last"):
+            raise usage(f"{self.path}: checkpoint reference {reference!r} must be STAGE, STAGE:best or STAGE:last")
+        return self.run_root / name / f"{which or 'best'}.ckpt"
+
+    def status(self, stage: Stage) -> str:
+        run_dir = self.run_dir(stage)
+        if (run_dir / DONE).is_file():
+            return "done"
+        if stage.command in TRAINING and (run_dir / "last.ckpt").is_file():
+            return "resume"
+        return "pending"
+
+    def argv(self, stage: Stage) -> list[str]:
+        """The deepconv command line of a stage, references resolved."""
+        run_dir = self.run_dir(stage)
+        argv = [stage.command]
+        if stage.config:
+            argv += ["-c", str(stage.config)]
+        if stage.command in TRAINING:
+            argv.append(f"--trainer.default_root_dir={run_dir}")
+        if stage.init_from:
+            argv += ["--init-from", str(self.checkpoint(stage.init_from))]
+        if stage.ckpt:
+            argv += ["--ckpt", str(self.checkpoint(stage.ckpt))]
+        return argv + [self._substitute(a, run_dir) for a in stage.args]
+
+    def _substitute(self, arg: str, run_dir: Path) -> str:
+        def resolve(match: re.Match) -> str:
+            key = match.group(1)
+            if key == "run_dir":
+                return str(run_dir)
+            if key == "run_root":
+                return str(self.run_root)
+            return str(self.checkpoint(key))
+
+        return re.sub(r"\{([\w:.-]+)\}", resolve, arg)
+
+
+def load_recipe(path: str | Path, run_root: str | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise usage(f"recipe not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise usage(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("stages"), list) or not raw["stages"]:
+        raise usage(f"{path}: a recipe needs a non-empty `stages:` list")
+    unknown = set(raw) - {"run_root", "stages", "description"}
+    if unknown:
+        raise usage(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: run_root, stages, description)")
+    stages, seen = [], set()
+    for i, s in enumerate(raw["stages"]):
+        if not isinstance(s, dict) or "name" not in s or "command" not in s:
+            raise usage(f"{path}: stage {i + 1} needs `name` and `command`")
+        extra = set(s) - {"name", "command", "config", "args", "init_from", "ckpt"}
+        if extra:
+            raise usage(f"{path}: stage {s['name']!r} has unknown key(s) {', '.join(sorted(extra))}")
+        if s["command"] not in COMMANDS:
+            raise usage(f"{path}: stage {s['name']!r}: command must be one of {', '.join(COMMANDS)}")
+        if s["name"] in seen:
+            raise usage(f"{path}: stage name {s['name']!r} is used twice")
+        seen.add(s["name"])
+        config = (path.parent / s["config"]) if s.get("config") else None
+        if config and not config.is_file():
+            raise usage(f"{path}: stage {s['name']!r}: config not found: {config}")
+        for ref in filter(None, (s.get("init_from"), s.get("ckpt"))):
+            if ref.partition(":")[0] not in seen - {s["name"]}:
+                raise usage(f"{path}: stage {s['name']!r} refers to {ref!r}, which is not an earlier stage")
+        stages.append(Stage(s["name"], s["command"], config, [str(a) for a in s.get("args") or []],
+                            s.get("init_from"), s.get("ckpt")))
+    root = Path(run_root or raw.get("run_root") or Path("runs") / path.stem)
+    return Recipe(path, root, stages)
+
+
+def run_stage(recipe: Recipe, stage: Stage) -> None:
+    """Run one stage as `python -m deepconv_cli ...`; mark it done on success, stop the chain on failure."""
+    run_dir = recipe.run_dir(stage)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    argv = recipe.argv(stage)
+    code = subprocess.call([sys.executable, "-m", "deepconv_cli", *argv])
+    if code != 0:
+        raise failure(f"stage {stage.name!r} ({stage.command}) failed with exit code {code}; re-run to resume")
+    tmp = run_dir / f"{DONE}.tmp"
+    tmp.write_text(" ".join(["deepconv", *argv]) + "\n")
+    os.replace(tmp, run_dir / DONE)
