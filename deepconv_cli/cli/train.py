@@ -1,16 +1,32 @@
-"""`deepconv train`: LightningCLI's fit with the paper's defaults, a run directory, and auto-resume."""
+"""`deepconv train`: LightningCLI's fit with the paper's defaults, a run directory, auto-resume, any number of GPUs.
 
+`--trainer.strategy ddp --trainer.devices N [--trainer.num_nodes M]` trains data parallel with the same
+optimisation batch (`data.batch_size`) as one device. Re-running the same command after a crash, kill -9,
+SIGTERM or SLURM pre-emption continues from RUN_DIR/last.ckpt (see training/faults.py).
+"""
+
+import logging
+import warnings
 from pathlib import Path
 
+from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from deepconv_cli.data.datamodule import ImageFolderData
-from deepconv_cli.errors import usage
+from deepconv_cli.errors import DeepconvError, usage
 from deepconv_cli.training.batching import plan_batches
-from deepconv_cli.training.callbacks import CurvesPNG, StopAfterLrDrops
+from deepconv_cli.training.callbacks import CurvesPNG, StopAfterLrDrops, ValidationCount
+from deepconv_cli.training.faults import (
+    EXIT_SIGNALLED,
+    AtomicCheckpointIO,
+    NonFiniteGuard,
+    RngState,
+    StopOnSignal,
+    resume_checkpoint,
+)
 from deepconv_cli.training.module import ClassifierModule
 
 TRAINER_DEFAULTS = {"max_epochs": 74, "default_root_dir": "runs/default", "log_every_n_steps": 10}
@@ -38,17 +54,22 @@ class DeepconvCLI(LightningCLI):
         self.run_dir = Path(config.get("default_root_dir") or ".")
         if config.get("logger") in (None, True):
             config["logger"] = CSVLogger(self.run_dir, name="", version="")
-        extra = [LearningRateMonitor("epoch"), CurvesPNG()]
+        last = self.run_dir / "last.ckpt"
+        extra = [LearningRateMonitor("epoch"), CurvesPNG(), ValidationCount(), RngState()]
         extra.append(StopAfterLrDrops(self.model.hparams.max_lr_drops, self.model.hparams.lr_drop_factor))
+        extra += [NonFiniteGuard(last), StopOnSignal(last)]
         if config.get("enable_checkpointing", True) is not False:
-            extra.append(
-                ModelCheckpoint(
-                    dirpath=self.run_dir, filename="best", monitor="val/top1_error", mode="min", save_last=True
-                )
-            )
+            # two callbacks: Lightning's save_last only writes last.ckpt in epochs that improve on best.ckpt
+            best = {"filename": "best", "monitor": "val/top1_error", "mode": "min"}
+            for which in (best, {"filename": "last"}):
+                extra.append(ModelCheckpoint(dirpath=self.run_dir, enable_version_counter=False, **which))
         if config.get("enable_progress_bar", True) is not False:
             extra.append(RichProgressBar())
         config["callbacks"] = list(config.get("callbacks") or []) + extra
+        plugins = config.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config["plugins"] = plugins + [AtomicCheckpointIO()]
         return super().instantiate_trainer(**kwargs)
 
     def after_instantiate_classes(self) -> None:
@@ -64,6 +85,8 @@ class DeepconvCLI(LightningCLI):
 
 
 def build_cli(argv: list[str], prog: str = "deepconv train") -> DeepconvCLI:
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")  # argv is ours on purpose
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
     return DeepconvCLI(
         ClassifierModule,
         ImageFolderData,
@@ -77,11 +100,16 @@ def build_cli(argv: list[str], prog: str = "deepconv train") -> DeepconvCLI:
 
 
 def fit(cli: DeepconvCLI) -> None:
-    last = cli.run_dir / "last.ckpt"
-    ckpt_path = str(last) if cli.config.get("resume") and last.is_file() else None
-    if ckpt_path and cli.trainer.is_global_zero:
-        print(f"resuming from {ckpt_path}")
-    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=ckpt_path)
+    trainer = cli.trainer
+    ckpt = resume_checkpoint(cli.run_dir, report=trainer.is_global_zero) if cli.config.get("resume") else None
+    if ckpt and trainer.is_global_zero:
+        print(f"resuming from {ckpt}")
+    if trainer.strategy.launcher is not None and trainer.is_global_zero:
+        cli.datamodule.prepare_data()  # scan images and compute statistics before starting the other processes
+    try:
+        trainer.fit(cli.model, cli.datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    except SIGTERMException:  # Lightning's handler caught the signal before training began: nothing to save
+        raise DeepconvError("stopped by SIGTERM before training started", EXIT_SIGNALLED) from None
     if cli.trainer.is_global_zero:
         best = cli.trainer.checkpoint_callback
         score = getattr(best, "best_model_score", None)

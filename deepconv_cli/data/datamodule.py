@@ -1,15 +1,21 @@
 """The Lightning DataModule: DATA_DIR/train and DATA_DIR/val as ImageFolder trees, with the paper's scale jitter."""
 
+import sys
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
+from deepconv_cli.data.distributed import UnpaddedDistributedSampler
 from deepconv_cli.data.folder import ImageTree, check_tree
+from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.data.stats import STATS_FILE, load_or_compute
 from deepconv_cli.data.transforms import train_transform, val_transform
-from deepconv_cli.errors import usage
+from deepconv_cli.errors import failure, usage
+
+PARALLEL_SCAN_MIN = 2000  # below this many unscanned files, decoding in-process beats starting a pool
 
 
 class ImageFolderData(L.LightningDataModule):
@@ -29,6 +35,8 @@ class ImageFolderData(L.LightningDataModule):
         flip: random horizontal flips of training crops.
         pca_std: standard deviation of AlexNet's PCA colour-shift coefficients (0 disables the shift).
         stats_max_images: images used for mean RGB / PCA statistics (evenly spaced over the sorted train set).
+        skip_bad_images: leave out files that do not decode as images (and say how many) instead of stopping
+            before training with one line per file.
     """
 
     def __init__(
@@ -44,6 +52,7 @@ class ImageFolderData(L.LightningDataModule):
         flip: bool = True,
         pca_std: float = 0.1,
         stats_max_images: int = 10000,
+        skip_bad_images: bool = False,
     ) -> None:
         super().__init__()
         self.root = Path(data_dir)
@@ -64,27 +73,65 @@ class ImageFolderData(L.LightningDataModule):
         self.per_device_batch = micro_batch_size or batch_size
         self.num_workers, self.flip, self.pca_std = num_workers, flip, pca_std
         self.stats_max_images = stats_max_images
+        self.skip_bad_images = skip_bad_images
         self.stats: dict | None = None
-        self.run_dir: Path | None = None  # where statistics go when data_dir is read-only (set by the CLI)
+        self.run_dir: Path | None = None  # where caches go when data_dir is read-only (set by the CLI)
+        self._reported = False
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def prepare_data(self) -> None:
+        """Once per machine, before the other processes read the caches: the bad-image scan and the statistics."""
+        self._build()
+
     def setup(self, stage: str) -> None:
-        self.train_set = ImageTree(self.root / "train", train_transform(self.s_min, self.s_max, self.crop_size, self.flip))
-        self.val_set = ImageTree(self.root / "val", val_transform(self.test_scale, self.crop_size))
-        if len(self.train_set) == 0 or len(self.val_set) == 0:
+        self.train_set, self.val_set = self._build()
+
+    def _build(self) -> tuple[ImageTree, ImageTree]:
+        train = ImageTree(self.root / "train", train_transform(self.s_min, self.s_max, self.crop_size, self.flip))
+        val = ImageTree(self.root / "val", val_transform(self.test_scale, self.crop_size))
+        self._drop_bad_images(train, val)
+        if len(train) == 0 or len(val) == 0:
             raise usage(f"no images found under {self.root}/train or {self.root}/val")
         if self.stats is None:
-            files = [path for path, _ in self.train_set.samples]
+            files = [path for path, _ in train.samples]
             self.stats = load_or_compute(files, self.root / "train" / STATS_FILE, self.run_dir, self.stats_max_images)
+        self._reported = True
+        return train, val
 
-    def _loader(self, dataset: ImageTree, shuffle: bool) -> DataLoader:
+    def _drop_bad_images(self, train: ImageTree, val: ImageTree) -> None:
+        """Scan (cached) every train and val file; stop on unreadable ones, or leave them out when told to."""
+        files = [path for path, _ in train.samples + val.samples]
+        cache = [self.root / SCAN_FILE] + ([self.run_dir / SCAN_FILE] if self.run_dir else [])
+        workers = self.num_workers if len(files) >= PARALLEL_SCAN_MIN else 0
+        _, bad = scan_images(files, cache, workers=workers, progress=rank_zero_only.rank == 0)
+        report = not self._reported and rank_zero_only.rank == 0
+        if bad and not self.skip_bad_images:
+            if report:
+                for item in bad:
+                    print(f"bad image: {item.path}: {item.reason}", file=sys.stderr)
+            raise failure(
+                f"{len(bad)} file(s) under {self.root} do not decode as images (listed above): fix or remove them,"
+                " or pass --data.skip_bad_images true to leave them out"
+            )
+        if bad:
+            unreadable = {item.path for item in bad}
+            train.drop(unreadable)
+            val.drop(unreadable)
+            if report:
+                print(f"skipping {len(bad)} unreadable image file(s) under {self.root} (--data.skip_bad_images)")
+        empty = train.empty_classes()
+        if empty and report:
+            print(f"warning: {len(empty)} class(es) have no training images: {', '.join(empty[:10])}", file=sys.stderr)
+
+    def _loader(self, dataset: ImageTree, shuffle: bool, sampler: UnpaddedDistributedSampler | None = None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.per_device_batch,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
@@ -95,4 +142,9 @@ class ImageFolderData(L.LightningDataModule):
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return self._loader(self.val_set, shuffle=False)
+        # each validation image exactly once over all processes (Lightning's default sampler would repeat some)
+        sampler = UnpaddedDistributedSampler(self.val_set, trainer.world_size, trainer.global_rank)
+        return self._loader(self.val_set, shuffle=False, sampler=sampler)

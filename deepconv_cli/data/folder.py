@@ -1,4 +1,4 @@
-"""ImageFolder trees as the paper's pipeline reads them: hidden folders are never classes, images open lazily."""
+"""ImageFolder trees as the paper's pipeline reads them: hidden folders and files are skipped, images open lazily."""
 
 import os
 from pathlib import Path
@@ -22,14 +22,37 @@ def find_classes(directory: str | Path) -> tuple[list[str], dict[str, int]]:
     return names, {name: i for i, name in enumerate(names)}
 
 
+def is_image_file(path: str, root: str | Path) -> bool:
+    """An image extension, and no hidden part below `root` (.ipynb_checkpoints/, macOS ._name files ...)."""
+    parts = Path(os.path.relpath(path, os.path.expanduser(root))).parts
+    return path.lower().endswith(IMAGE_EXTENSIONS) and not any(part.startswith(".") for part in parts)
+
+
 class ImageTree(ImageFolder):
-    """torchvision's ImageFolder with `find_classes` above and lazy loading; empty class folders allowed."""
+    """torchvision's ImageFolder: `find_classes` above, hidden files skipped, lazy loading, empty classes allowed."""
 
     def __init__(self, root: str | Path, transform=None) -> None:
-        super().__init__(str(root), transform=transform, loader=open_lazily, allow_empty=True)
+        super().__init__(
+            str(root),
+            transform=transform,
+            loader=open_lazily,
+            is_valid_file=lambda path: is_image_file(path, root),
+            allow_empty=True,
+        )
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return find_classes(directory)
+
+    def drop(self, paths: set[str]) -> None:
+        """Forget the samples whose file is in `paths` (images the pre-scan found unreadable)."""
+        self.samples = [s for s in self.samples if s[0] not in paths]
+        self.imgs = self.samples
+        self.targets = [target for _, target in self.samples]
+
+    def empty_classes(self) -> list[str]:
+        """Class folders holding no (usable) image."""
+        present = set(self.targets)
+        return [name for name, index in self.class_to_idx.items() if index not in present]
 
 
 def check_tree(root: Path, what: str) -> list[str]:

@@ -32,3 +32,29 @@ def dense_posteriors(model: VGG, batch: torch.Tensor, flip: bool = True) -> torc
     if flip:
         probs = (probs + F.softmax(model(torch.flip(x, dims=[3])), dim=1)) / 2
     return probs
+
+
+def model_device(model: VGG) -> torch.device:
+    return next(model.parameters()).device
+
+
+def multiscale_dense_posteriors(
+    model: VGG, images: list[dict[int, torch.Tensor]], scales: list[int], flip: bool = True, batch_size: int = 32
+) -> torch.Tensor:
+    """Dense posteriors (N, classes) averaged over the test scales Q (section 4.3).
+
+    `images[i][q]` is image i rescaled to shorter side q (uint8 CHW). At each Q the images are grouped by shape
+    (bucketing), so equal-size images share a forward pass and no image is ever cropped or squared.
+    """
+    device = model_device(model)
+    total = torch.zeros(len(images), model.classifier.fc3.out_channels, device=device)
+    for q in scales:
+        buckets: dict[tuple[int, ...], list[int]] = {}
+        for i, img in enumerate(images):
+            buckets.setdefault(tuple(img[q].shape), []).append(i)
+        for members in buckets.values():
+            for start in range(0, len(members), batch_size):
+                idx = members[start : start + batch_size]
+                batch = torch.stack([images[i][q] for i in idx]).to(device)
+                total[idx] += dense_posteriors(model, batch, flip)
+    return total / len(scales)

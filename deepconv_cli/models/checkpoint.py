@@ -58,9 +58,14 @@ class ModelMeta:
         return model
 
     def default_test_scales(self) -> list[int]:
-        """The paper's test scales (section 4.2): {S-32, S, S+32} for fixed S, {Smin, mid, Smax} for jittered S."""
+        """The paper's test scales (section 4.2): {S-32, S, S+32} for fixed S, {Smin, mid, Smax} for jittered S.
+
+        The offset 32 belongs to 224-pixel crops; for other crop sizes it scales with the crop (4 for 32-pixel
+        crops), and no scale goes below the crop.
+        """
         if self.s_min == self.s_max:
-            return [self.s_min - 32, self.s_min, self.s_min + 32]
+            step = max(1, round(32 * self.crop_size / 224))
+            return [max(self.crop_size, self.s_min - step), self.s_min, self.s_min + step]
         return [self.s_min, (self.s_min + self.s_max) // 2, self.s_max]
 
 
@@ -72,6 +77,9 @@ def atomic_save(obj: object, path: str | Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

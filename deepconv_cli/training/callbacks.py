@@ -1,10 +1,12 @@
-"""Callbacks Lightning lacks: stop after the paper's three learning-rate drops, and a PNG of the curves."""
+"""Callbacks Lightning lacks: stop after the paper's three learning-rate drops, count validation images, plot curves."""
 
 import csv
 import math
+import os
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 
@@ -29,6 +31,24 @@ class StopAfterLrDrops(Callback):
                 print(f"validation error stopped improving after {self.max_drops} learning-rate drops: stopping")
 
 
+class ValidationCount(Callback):
+    """Log `val/images`: how many images the validation pass saw, summed over all processes.
+
+    It equals the size of val/ when every image counts exactly once (what the unpadded distributed sampler
+    guarantees); torchvision's reference scripts make the same check.
+    """
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.seen = 0
+
+    def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.seen += len(batch[1])
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        total = trainer.strategy.reduce(torch.tensor(float(self.seen), device=module.device), reduce_op="sum")
+        module.log("val/images", total, sync_dist=False)
+
+
 class CurvesPNG(Callback):
     """At the end of fit, plot training loss and validation top-1/top-5 error per epoch to run_dir/curves.png."""
 
@@ -36,11 +56,12 @@ class CurvesPNG(Callback):
         self.filename = filename
 
     def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if not trainer.is_global_zero or trainer.logger is None or trainer.log_dir is None:
+        log_dir = trainer.log_dir if trainer.logger is not None else None  # a collective: every process asks
+        if not trainer.is_global_zero or log_dir is None:
             return
-        metrics = Path(trainer.log_dir) / "metrics.csv"
+        metrics = Path(log_dir) / "metrics.csv"
         if metrics.is_file():
-            plot_curves(metrics, Path(trainer.log_dir) / self.filename)
+            plot_curves(metrics, Path(log_dir) / self.filename)
 
 
 def _epoch_series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -67,5 +88,7 @@ def plot_curves(metrics_csv: Path, out: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    tmp = out.with_name(f".{out.name}.tmp")
+    fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+    os.replace(tmp, out)

@@ -1,0 +1,147 @@
+"""`deepconv benchmark loader|train|evaluate|startup`: medians of timed runs beside a baseline, as a table and JSON."""
+
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from deepconv_cli.cli import run_function
+from deepconv_cli.errors import usage
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise usage("--device cuda asked for, but CUDA is not available")
+    return torch.device(name)
+
+
+def _finish(benchmark: str, comparisons: list, json: str | None, settings: dict) -> None:
+    from deepconv_cli.benchmarks.report import print_table, write_json
+
+    print_table(f"deepconv benchmark {benchmark} (median of {comparisons[0].runs} runs)", comparisons)
+    if json:
+        write_json(json, benchmark, comparisons, settings)
+        print(f"wrote {json}")
+
+
+def _positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise usage(f"--{name} must be at least 1, got {value}")
+
+
+def loader(
+    data: str | None = None, images: int = 64, runs: int = 5, s_min: int = 256, s_max: int = 512, crop: int = 224,
+    batch_size: int = 32, json: str | None = None,
+) -> None:
+    """Training-loader images/s of one worker: deepconv's transform vs torchvision's Resize(S) + RandomCrop.
+
+    Args:
+        data: folder for the synthetic 500x375 quality-90 JPEGs (made if missing, reused if present);
+            default a temporary folder.
+        images: JPEGs per timed pass.
+        runs: timed passes per side (the median is reported).
+        s_min: smallest training scale S.
+        s_max: largest training scale S.
+        crop: crop side.
+        batch_size: loader batch size.
+        json: also write the results to this JSON file.
+    """
+    from deepconv_cli.benchmarks.loader import benchmark_loader
+
+    _positive(images=images, runs=runs, batch_size=batch_size)
+    if not crop <= s_min <= s_max:
+        raise usage(f"need crop <= s_min <= s_max, got {crop}, {s_min}, {s_max}")
+    settings = {"images": images, "runs": runs, "s_min": s_min, "s_max": s_max, "crop": crop, "batch_size": batch_size}
+    if data:
+        results = benchmark_loader(Path(data), images, runs, s_min, s_max, crop, batch_size)
+    else:
+        with TemporaryDirectory(prefix="deepconv-bench-") as tmp:
+            results = benchmark_loader(Path(tmp), images, runs, s_min, s_max, crop, batch_size)
+    _finish("loader", results, json, settings)
+
+
+def train(
+    arch: str = "A", width: float = 0.125, crop: int = 32, classes: int = 10, batch_size: int = 64, steps: int = 30,
+    runs: int = 5, device: str = "auto", options: bool | None = None, compile: bool = False, json: str | None = None,
+) -> None:
+    """Time per training step of deepconv's Lightning module vs a raw PyTorch loop (same model, data, optimizer).
+
+    Args:
+        arch: configuration (A, A-LRN, B, B-shallow, C, D, E).
+        width: width multiplier (1.0 = the paper).
+        crop: crop side (a multiple of 32).
+        classes: number of classes.
+        batch_size: images per step.
+        steps: steps per timed run (the first fifth are warm-up and not timed).
+        runs: timed runs per side (the median is reported).
+        device: auto, cpu or cuda.
+        options: also compare channels_last + bf16 autocast (+ compile) with plain fp32 NCHW; default: on CUDA.
+        compile: include torch.compile in the speed options.
+        json: also write the results to this JSON file.
+    """
+    from deepconv_cli.benchmarks.train_step import benchmark_train
+    from deepconv_cli.models.vgg import ARCHS
+
+    _positive(classes=classes, batch_size=batch_size, runs=runs)
+    if arch not in ARCHS:
+        raise usage(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if steps < 2 or crop % 32:
+        raise usage(f"need steps >= 2 and crop a multiple of 32, got steps={steps}, crop={crop}")
+    dev = _device(device)
+    options = dev.type == "cuda" if options is None else options
+    results = benchmark_train(arch, width, crop, classes, batch_size, steps, runs, dev, options, compile)
+    settings = {"arch": arch, "width": width, "crop": crop, "classes": classes, "batch_size": batch_size,
+                "steps": steps, "runs": runs, "device": str(dev), "options": options, "compile": compile}
+    _finish("train", results, json, settings)
+
+
+def evaluate(
+    arch: str = "A", width: float = 0.125, crop: int = 32, full: bool = False, images: int = 8, runs: int = 3,
+    batch_size: int = 32, device: str = "auto", json: str | None = None,
+) -> None:
+    """Wall time of dense evaluation (3 scales, flips) vs 150-crop multi-crop on the same images.
+
+    Args:
+        arch: configuration.
+        width: width multiplier.
+        crop: crop side; the test scales are the paper's 256, 384, 512 scaled by crop / 224.
+        full: the paper's VGG-16 (D) at full width and 224 crops, overriding arch, width and crop.
+        images: images timed.
+        runs: timed runs per method (the median is reported).
+        batch_size: images (dense) or crops (multi-crop) per forward pass.
+        device: auto, cpu or cuda.
+        json: also write the results to this JSON file.
+    """
+    from deepconv_cli.benchmarks.evaluate import benchmark_evaluate
+
+    _positive(images=images, runs=runs, batch_size=batch_size)
+    if full:
+        arch, width, crop = "D", 1.0, 224
+    if crop % 32:
+        raise usage(f"crop must be a multiple of 32, got {crop}")
+    dev = _device(device)
+    results = benchmark_evaluate(arch, width, crop, images, runs, batch_size, dev)
+    settings = {"arch": arch, "width": width, "crop": crop, "images": images, "runs": runs,
+                "batch_size": batch_size, "device": str(dev)}
+    _finish("evaluate", results, json, settings)
+
+
+def startup(runs: int = 5, json: str | None = None) -> None:
+    """Seconds for `deepconv --help` in a fresh interpreter, beside the same with Lightning imported first.
+
+    Args:
+        runs: timed runs per side (the median is reported).
+        json: also write the results to this JSON file.
+    """
+    from deepconv_cli.benchmarks.startup import benchmark_startup
+
+    _positive(runs=runs)
+    _finish("startup", benchmark_startup(runs), json, {"runs": runs})
+
+
+def main(argv: list[str]) -> int:
+    run_function([loader, train, evaluate, startup], argv, "deepconv benchmark")
+    return 0

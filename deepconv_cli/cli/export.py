@@ -1,0 +1,58 @@
+"""`deepconv export --ckpt X --format onnx|torchscript|safetensors`: write a verified, self-describing artefact."""
+
+from pathlib import Path
+from typing import Literal
+
+from deepconv_cli.errors import usage
+from deepconv_cli.export.artefact import load_artefact, load_network
+from deepconv_cli.cli.options import parse_options
+from deepconv_cli.export.files import staged_file
+from deepconv_cli.export.onnx_io import write_onnx
+from deepconv_cli.export.safetensors_io import write_safetensors
+from deepconv_cli.export.torchscript_io import write_torchscript
+from deepconv_cli.export.verify import TOLERANCE, verify
+
+WRITERS = {"onnx": write_onnx, "torchscript": write_torchscript, "safetensors": write_safetensors}
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+ALIASES = {"--fixed-size": "--fixed_size=true"}
+
+
+def export(
+    ckpt: str,
+    format: Literal["onnx", "torchscript", "safetensors"] = "onnx",
+    out: str | None = None,
+    fixed_size: bool = False,
+) -> Path:
+    """Export a network for inference outside deepconv, verified against PyTorch before it is put in place.
+
+    The exported model takes an RGB 0..255 float NCHW image of any height and width >= the crop size (the
+    normalisation is inside it) and returns class scores averaged over the dense score map, i.e. `evaluate`'s
+    dense method at one scale before softmax. Every artefact carries the ModelMeta (architecture, classes,
+    mean/scale, crop size, training scales, version) as metadata.
+
+    Args:
+        ckpt: a deepconv .ckpt (from train, fine-tune or import) or a .safetensors export.
+        format: onnx (dynamic batch, height, width), torchscript (traced), or safetensors (weights + metadata).
+        out: output file (default: the checkpoint's name with .onnx, .pt or .safetensors).
+        fixed_size: (--fixed-size) onnx/torchscript only: a crop_size x crop_size classifier (FC layers as
+            matrix products) instead of the dense graph.
+    """
+    if fixed_size and format == "safetensors":
+        raise usage("--fixed-size applies to onnx and torchscript exports; safetensors holds weights only")
+    model, meta = load_network(ckpt)
+    target = Path(out) if out else Path(ckpt).with_suffix(SUFFIXES[format])
+    if target.exists() and target.resolve() == Path(ckpt).resolve():
+        raise usage(f"--out {target} would overwrite the checkpoint being exported")
+    with staged_file(target) as tmp:
+        WRITERS[format](model, meta, tmp, fixed_size)
+        differences = verify(model, load_artefact(tmp, format), meta.crop_size, fixed_size)
+    checked = ", ".join(f"{shape}: {diff:.1e}" for shape, diff in differences.items())
+    size = f"{meta.crop_size}x{meta.crop_size} only" if fixed_size else f"any HxW >= {meta.crop_size}"
+    print(f"wrote {target} ({format}, VGG-{meta.arch}, {meta.num_classes} classes, input {size})")
+    print(f"verified against PyTorch: max score difference {checked} (tolerance {TOLERANCE:g})")
+    return target
+
+
+def main(argv: list[str]) -> int:
+    export(**parse_options(export, argv, "deepconv export", ALIASES))
+    return 0

@@ -1,0 +1,40 @@
+"""`deepconv import --from torchvision|timm WEIGHTS --out X.ckpt`: VGG weights from elsewhere as a deepconv checkpoint."""
+
+from typing import Literal
+
+from deepconv_cli.cli.options import parse_options
+from deepconv_cli.export.import_weights import import_checkpoint
+
+ALIASES = {"--from": "--source"}
+
+
+def import_weights(
+    weights: str,
+    out: str,
+    source: Literal["torchvision", "timm"] = "torchvision",
+    arch: Literal["auto", "A", "B", "D", "E"] = "auto",
+    classes: str | None = None,
+) -> None:
+    """Turn torchvision's vgg11/13/16/19 or timm's vgg* weights into a deepconv checkpoint (configs A/B/D/E).
+
+    The checkpoint records ImageNet mean/std preprocessing (not the paper's mean-RGB subtraction), crop 224 and
+    S = 256, so evaluate, predict, export and fine-tune --init-from work on it as on a trained one. Weights are
+    read without executing pickled code (torch.load weights_only=True, or safetensors).
+
+    Args:
+        out: the deepconv checkpoint to write (.ckpt).
+        source: (--from) the layout: torchvision (classifier.0/3/6) or timm (pre_logits.fc1/fc2, head.fc).
+        arch: the configuration; auto infers it from the convolutions (8 -> A, 10 -> B, 13 -> D, 16 -> E).
+        classes: a text file with one class name per line (default: "0" .. "N-1").
+    """
+    meta = import_checkpoint(weights, out, source, arch, classes)
+    print(
+        f"wrote {out}: VGG-{meta.arch} from {source} weights, {meta.num_classes} classes, crop {meta.crop_size}, "
+        "preprocessing imagenet_mean_std"
+    )
+
+
+def main(argv: list[str]) -> int:
+    options = parse_options(import_weights, argv, "deepconv import", ALIASES, ("weights", "the state dict: .pth/.pt (e.g. vgg16-397923af.pth) or .safetensors"))
+    import_weights(**options)
+    return 0

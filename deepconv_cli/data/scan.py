@@ -1,0 +1,138 @@
+"""The bad-image pre-scan: decode every file once before training, so a corrupt image fails the run up front.
+
+A file is good when PIL decodes all of it (JPEGs in draft mode: 1/8 size, but every byte of entropy-coded data is
+still read, so truncation is caught). Results are cached per folder, keyed by the names, sizes and modification
+times of the files scanned there, so a second run re-decodes only folders that changed.
+"""
+
+import hashlib
+import json
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import NamedTuple
+
+from PIL import Image, UnidentifiedImageError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+SCAN_FILE = ".deepconv-scan.json"
+CACHE_VERSION = 1
+
+
+class BadImage(NamedTuple):
+    path: str
+    reason: str
+
+
+def check_image(path: str) -> str | None:
+    """None when `path` decodes completely as an image, else why not (a short phrase)."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+        with Image.open(path) as img:
+            if img.format == "JPEG":
+                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+            img.convert("RGB")
+    except UnidentifiedImageError:
+        return "not an image (PIL cannot identify it)"
+    except Exception as e:  # noqa: BLE001 - truncated data, bad marker, decompression bomb, unreadable file
+        detail = str(e).splitlines()[0][:160] if str(e) else ""
+        return f"cannot decode: {type(e).__name__}" + (f": {detail}" if detail else "")
+    return None
+
+
+def _signature(paths: list[str]) -> str:
+    digest = hashlib.sha1()
+    for path in sorted(paths):
+        st = os.stat(path)
+        digest.update(f"{os.path.basename(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _read_cache(candidates: Sequence[Path]) -> dict:
+    for path in candidates:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("version") == CACHE_VERSION and isinstance(data.get("folders"), dict):
+            return data["folders"]
+    return {}
+
+
+def _write_cache(folders: dict, candidates: Sequence[Path]) -> None:
+    """Write to the first candidate that accepts it (temp file + rename); a read-only place is skipped."""
+    text = json.dumps({"version": CACHE_VERSION, "folders": folders}, indent=0)
+    for path in candidates:
+        tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(text)
+            os.replace(tmp, path)
+            return
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+
+def _decode_all(paths: list[str], workers: int, progress: bool) -> dict[str, str | None]:
+    columns = (TextColumn("checking images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    results: dict[str, str | None] = {}
+    with Progress(*columns, disable=not progress, transient=True) as bar:
+        task = bar.add_task("scan", total=len(paths))
+        if workers > 1:
+            # spawn, not fork: the caller may hold CUDA or process-group threads
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                for path, reason in zip(paths, pool.map(check_image, paths, chunksize=64)):
+                    results[path] = reason
+                    bar.advance(task)
+        else:
+            for path in paths:
+                results[path] = check_image(path)
+                bar.advance(task)
+    return results
+
+
+def scan_images(
+    paths: Sequence[str | Path],
+    cache: Sequence[Path] = (),
+    workers: int = 0,
+    progress: bool = True,
+) -> tuple[list[str], list[BadImage]]:
+    """Split `paths` into (good, bad) by decoding each file; order of `paths` is kept in both lists.
+
+    Args:
+        paths: image files.
+        cache: candidate cache files (e.g. DATA_DIR/.deepconv-scan.json, then a run directory's); the first
+            readable one is used and the result is written to the first writable one. Empty: no cache.
+        workers: decoding processes (0 or 1: decode in this process).
+        progress: show a rich progress bar while decoding.
+    """
+    paths = [str(p) for p in paths]
+    by_folder: dict[str, list[str]] = defaultdict(list)
+    for path in paths:
+        by_folder[os.path.dirname(os.path.abspath(path))].append(path)
+    cached = _read_cache(cache) if cache else {}
+    verdict: dict[str, str | None] = {}
+    stale: dict[str, str] = {}
+    for folder, files in by_folder.items():
+        signature = _signature(files)
+        entry = cached.get(folder)
+        if entry and entry.get("signature") == signature:
+            bad = entry.get("bad", {})
+            verdict.update({f: bad.get(os.path.basename(f)) for f in files})
+        else:
+            stale[folder] = signature
+    todo = [f for folder in stale for f in by_folder[folder]]
+    if todo:
+        verdict.update(_decode_all(todo, workers, progress))
+        if cache:
+            for folder, signature in stale.items():
+                bad = {os.path.basename(f): verdict[f] for f in by_folder[folder] if verdict[f]}
+                cached[folder] = {"signature": signature, "bad": bad}
+            _write_cache(cached, cache)
+    good = [p for p in paths if verdict[p] is None]
+    bad = [BadImage(p, verdict[p]) for p in paths if verdict[p] is not None]
+    return good, bad

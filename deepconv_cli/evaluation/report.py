@@ -1,0 +1,53 @@
+"""Evaluation results as the paper prints them (a rich table) and as files (JSON, CSV), written atomically."""
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from rich.table import Table
+
+COLUMNS = ("model", "arch", "train_s", "test_q", "method", "flip", "top1_error", "top5_error", "images", "seconds",
+           "ckpt")
+HEADERS = {"model": "model", "arch": "config", "train_s": "train S", "test_q": "test Q", "method": "method",
+           "top1_error": "top-1 err (%)", "top5_error": "top-5 err (%)", "images": "images", "seconds": "time (s)"}
+
+
+def table(rows: list[dict], title: str) -> Table:
+    """The rows as a rich table with the paper's columns (Tables 3-6): errors in percent, forward time."""
+    out = Table(title=title)
+    for key, header in HEADERS.items():
+        out.add_column(header, justify="right" if key in ("top1_error", "top5_error", "images", "seconds") else "left")
+    for r in rows:
+        method = r["method"] + ("" if r["flip"] or r["method"] == "center" else " (no flip)")
+        out.add_row(r["model"], r["arch"], r["train_s"], r["test_q"], method, f"{r['top1_error']:.2f}",
+                    f"{r['top5_error']:.2f}", str(r["images"]), f"{r['seconds']:.1f}")
+    return out
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write a text file through a temporary file in the same folder and a rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_json(rows: list[dict]) -> str:
+    return json.dumps([{k: r[k] for k in COLUMNS} for r in rows], indent=1) + "\n"
+
+
+def to_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -1,0 +1,276 @@
+"""One evaluation run: checkpoints and a val/ tree in, top-1/top-5 error rows out, every image counted once.
+
+Images are decoded and rescaled to every test scale Q in loader workers; each chunk of images then goes through
+every model and every single method, the posteriors are fused in memory and the torchmetrics accuracies of
+each row (model x method, plus the ensemble) are updated, so nothing per image is kept beyond one chunk.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+from torch.utils.data import DataLoader, Dataset
+from torchmetrics.classification import MulticlassAccuracy
+
+from deepconv_cli.data.folder import ImageTree, check_tree
+from deepconv_cli.errors import failure, usage
+from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
+from deepconv_cli.evaluation.fusion import FUSED, average, components, method_posteriors
+from deepconv_cli.models.checkpoint import ModelMeta, load_model
+from deepconv_cli.models.vgg import VGG
+
+PAPER_CROP = 224
+PAPER_OFFSET = 32  # fixed-S test scales are S-32, S, S+32 at 224-pixel crops (section 4.2)
+
+
+def paper_test_scales(meta: ModelMeta) -> list[int]:
+    """The paper's test scales for a checkpoint, its +-32 offset scaled to the checkpoint's crop size.
+
+    At crop 224 this is exactly `meta.default_test_scales()`: {S-32, S, S+32} for a fixed S, {Smin, mid, Smax}
+    for a jittered S. For narrow nets on smaller crops the offset is 32 * crop / 224 and no Q goes below the crop
+    (the quickstart's S=36, crop 32 gives {32, 36, 41}, the paper's {224, 256, 288} scaled by 32/224).
+    """
+    if meta.s_min != meta.s_max or meta.crop_size == PAPER_CROP:
+        return meta.default_test_scales()
+    offset = round(PAPER_OFFSET * meta.crop_size / PAPER_CROP)
+    return sorted({max(meta.crop_size, meta.s_min - offset), meta.s_min, meta.s_min + offset})
+
+
+@dataclass
+class Member:
+    """One checkpoint of the evaluation: its network, metadata and test scales."""
+
+    path: Path
+    model: VGG
+    meta: ModelMeta
+    scales: list[int]
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.parent.name}/{self.path.stem}" if self.path.parent.name else self.path.stem
+
+    @property
+    def train_s(self) -> str:
+        return str(self.meta.s_min) if self.meta.s_min == self.meta.s_max else f"{self.meta.s_min}-{self.meta.s_max}"
+
+
+def resolve_val_dir(data: str | Path) -> Path:
+    """`--data` may be the val/ folder itself or a dataset root that contains val/."""
+    root = Path(data)
+    if not root.exists():
+        raise usage(f"data folder not found: {root}")
+    return root / "val" if (root / "val").is_dir() else root
+
+
+def load_members(ckpts: list[str], scales: list[int] | None, device: torch.device) -> list[Member]:
+    """Load every checkpoint, check they classify the same classes, and fix each one's test scales."""
+    members = []
+    for ckpt in ckpts:
+        model, meta = load_model(ckpt)
+        qs = sorted(set(scales)) if scales else paper_test_scales(meta)
+        if min(qs) < meta.crop_size:
+            raise usage(f"test scale Q={min(qs)} is smaller than {ckpt}'s crop size {meta.crop_size}")
+        members.append(Member(Path(ckpt), model.to(device), meta, qs))
+    first = members[0]
+    for m in members[1:]:
+        if m.meta.classes != first.meta.classes:
+            raise usage(f"{m.path} and {first.path} classify different classes; an ensemble needs the same classes")
+    return members
+
+
+def check_classes(val_dir: Path, classes: list[str]) -> None:
+    """The val folder's class folders must be exactly the checkpoint's classes, in the same (sorted) order."""
+    found = check_tree(val_dir, "validation")
+    if found != classes:
+        differing = sorted(set(found) ^ set(classes))
+        detail = f"differing: {', '.join(differing[:5])}" if differing else "same names, different order"
+        raise usage(
+            f"{val_dir} has {len(found)} class folders but the checkpoint was trained on {len(classes)} classes "
+            f"({detail})"
+        )
+
+
+class RescaledImages(Dataset):
+    """Image i of the tree, decoded once and rescaled to every test scale: (i, label, {Q: uint8 CHW} or error)."""
+
+    def __init__(self, tree: ImageTree, indices: list[int], scales: list[int]) -> None:
+        self.tree, self.indices, self.scales = tree, indices, scales
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[int, int, dict[int, torch.Tensor] | str]:
+        path, label = self.tree.samples[self.indices[i]]
+        try:
+            img = self.tree.loader(path).convert("RGB")
+        except (OSError, ValueError) as e:  # corrupt or truncated file: reported once, by the main process
+            return i, label, f"cannot read image {path}: {e}"
+        return i, label, {q: to_uint8_tensor(rescale_shorter(img, q)) for q in self.scales}
+
+
+def keep_as_list(batch: list) -> list:
+    """Collate that keeps images of different sizes apart (they are bucketed by shape later)."""
+    return batch
+
+
+class ImagesPerSecond(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f} images/s" if task.speed else "", style="progress.data.speed")
+
+
+@dataclass
+class Row:
+    """Running metrics and forward time of one result row (one model or the ensemble, one method)."""
+
+    model: str
+    ckpt: str
+    arch: str
+    train_s: str
+    test_q: str
+    method: str
+    top1: MulticlassAccuracy
+    top5: MulticlassAccuracy
+    parts: list[tuple[int, str]] = field(default_factory=list)  # (member, single method) whose time it sums
+
+    def result(self, flip: bool, images: int, seconds: dict[tuple[int, str], float]) -> dict:
+        return {
+            "model": self.model, "ckpt": self.ckpt, "arch": self.arch, "train_s": self.train_s,
+            "test_q": self.test_q, "method": self.method, "flip": flip,
+            "top1_error": round(100.0 * (1.0 - self.top1.compute().item()), 4),
+            "top5_error": round(100.0 * (1.0 - self.top5.compute().item()), 4),
+            "images": images, "seconds": round(sum(seconds[p] for p in self.parts), 3),
+        }
+
+
+def make_rows(members: list[Member], method: str) -> dict[tuple[str, str], Row]:
+    """Rows keyed (model key, method): each model's single methods and their fusion, then the ensemble's."""
+    singles = components(method)
+    methods = singles + ([FUSED] if method == FUSED else [])
+    n = members[0].meta.num_classes
+    k = min(5, n)
+    rows: dict[tuple[str, str], Row] = {}
+
+    def add(key: str, label: str, ckpt: str, arch: str, train_s: str, test_q: str, who: list[int]) -> None:
+        for m in methods:
+            parts = [(w, s) for w in who for s in (singles if m == FUSED else [m])]
+            rows[key, m] = Row(label, ckpt, arch, train_s, test_q, m, MulticlassAccuracy(n, top_k=1, average="micro"),
+                               MulticlassAccuracy(n, top_k=k, average="micro"), parts)
+
+    for i, m in enumerate(members):
+        add(str(i), m.name, str(m.path), m.meta.arch, m.train_s, ",".join(map(str, m.scales)), [i])
+    if len(members) > 1:
+        qs = {",".join(map(str, m.scales)) for m in members}
+        add("ensemble", f"ensemble of {len(members)}", ";".join(str(m.path) for m in members),
+            "+".join(m.meta.arch for m in members), "/".join(m.train_s for m in members),
+            qs.pop() if len(qs) == 1 else "/".join(",".join(map(str, m.scales)) for m in members),
+            list(range(len(members))))
+    return rows
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+        torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError) as e:
+        raise usage(f"device {device!r} is not available: {str(e).splitlines()[0]}") from None
+    return dev
+
+
+def spaced_indices(total: int, limit: int) -> list[int]:
+    """All indices, or `limit` of them evenly spaced over the sorted tree (so every class is represented)."""
+    if limit <= 0 or limit >= total:
+        return list(range(total))
+    return sorted({round(i * (total - 1) / max(1, limit - 1)) for i in range(limit)})
+
+
+def chunk_posteriors(
+    members: list[Member],
+    images: list[dict[int, torch.Tensor]],
+    method: str,
+    flip: bool = True,
+    batch_size: int = 32,
+    seconds: dict[tuple[int, str], float] | None = None,
+) -> dict[tuple[str, str], torch.Tensor]:
+    """Posteriors (N, classes, on CPU) of a chunk of images for every row: keys (model index or "ensemble", method).
+
+    Each single method runs once per model (its forward time added to `seconds[model index, method]`); the
+    fused method and the ensemble are averages of those posteriors.
+    """
+    singles = components(method)
+    out: dict[tuple[str, str], torch.Tensor] = {}
+    for i, m in enumerate(members):
+        for s in singles:
+            start = time.perf_counter()
+            out[str(i), s] = method_posteriors(m.model, images, m.scales, s, flip, batch_size).cpu()  # waits for GPU
+            if seconds is not None:
+                seconds[i, s] = seconds.get((i, s), 0.0) + time.perf_counter() - start
+        if method == FUSED:
+            out[str(i), FUSED] = average([out[str(i), s] for s in singles])
+    if len(members) > 1:
+        for name in [*singles, FUSED] if method == FUSED else singles:
+            out["ensemble", name] = average([out[str(i), name] for i in range(len(members))])
+    return out
+
+
+def evaluate(
+    ckpts: list[str],
+    data: str | Path,
+    method: str = "dense",
+    scales: list[int] | None = None,
+    flip: bool = True,
+    limit: int = 0,
+    batch_size: int = 32,
+    num_workers: int = 2,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[dict]:
+    """Top-1/top-5 error (percent) of each checkpoint and of their ensemble on a val/ tree; one dict per row."""
+    components(method)  # validates the name before any file is read
+    if not ckpts:
+        raise usage("give at least one --ckpt")
+    if batch_size < 1:
+        raise usage(f"--batch-size must be at least 1, got {batch_size}")
+    if num_workers < 0:
+        raise usage(f"--num-workers must be 0 or more, got {num_workers}")
+    val_dir = resolve_val_dir(data)
+    check_tree(val_dir, "validation")
+    dev = pick_device(device)
+    members = load_members(ckpts, scales, dev)
+    check_classes(val_dir, members[0].meta.classes)
+    tree = ImageTree(val_dir)
+    indices = spaced_indices(len(tree), limit)
+    if not indices:
+        raise usage(f"no images found under {val_dir}")
+    all_scales = sorted({q for m in members for q in m.scales})
+    loader = DataLoader(RescaledImages(tree, indices, all_scales), batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=keep_as_list)
+    rows = make_rows(members, method)
+    seconds = {(i, s): 0.0 for i in range(len(members)) for s in components(method)}
+    seen = torch.zeros(len(indices), dtype=torch.long)
+    columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), ImagesPerSecond(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=True) as bar:
+        task = bar.add_task("images", total=len(indices))
+        for chunk in loader:
+            for _, _, views in chunk:
+                if isinstance(views, str):
+                    raise failure(views)
+            ids = torch.tensor([i for i, _, _ in chunk])
+            target = torch.tensor([label for _, label, _ in chunk])
+            images = [views for _, _, views in chunk]
+            seen.index_add_(0, ids, torch.ones_like(ids))
+            for key, p in chunk_posteriors(members, images, method, flip, batch_size, seconds).items():
+                rows[key].top1.update(p, target)
+                rows[key].top5.update(p, target)
+            bar.advance(task, len(chunk))
+    if not bool((seen == 1).all()):
+        raise failure(
+            f"evaluated {int((seen > 0).sum())} distinct images ({int(seen.sum())} in all) but the set has "
+            f"{len(indices)}: every image must be counted exactly once"
+        )
+    return [row.result(flip, len(indices), seconds) for row in rows.values()]

@@ -1,0 +1,1 @@
+"""Artefacts outside the training loop: TorchScript, ONNX and safetensors exports, and imported torchvision/timm weights."""

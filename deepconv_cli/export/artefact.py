@@ -1,0 +1,66 @@
+"""Open any model file deepconv reads: a .ckpt, a TorchScript .pt, an .onnx or a .safetensors, metadata included.
+
+The kind is read from the suffix for ONNX and safetensors and from the zip's contents otherwise (a TorchScript
+archive holds `code/` and `constants.pkl`; a checkpoint does not), so a checkpoint named .pt still opens.
+Nothing here unpickles arbitrary objects: checkpoints load with `weights_only=True`, TorchScript through its own
+deserialiser, safetensors and ONNX hold no code.
+"""
+
+import zipfile
+from pathlib import Path
+
+from deepconv_cli.errors import usage
+from deepconv_cli.export.onnx_io import load_onnx
+from deepconv_cli.export.safetensors_io import load_safetensors_model
+from deepconv_cli.export.scores import Artefact
+from deepconv_cli.export.torchscript_io import load_torchscript
+from deepconv_cli.models.checkpoint import ModelMeta, load_model
+from deepconv_cli.models.vgg import VGG
+
+
+def artefact_kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix == ".safetensors":
+        return "safetensors"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist()):
+                return "torchscript"
+    return "checkpoint"
+
+
+def check_exists(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise usage(f"model file not found: {path}")
+    if path.is_dir():
+        raise usage(f"model path is a directory, not a file: {path}")
+    return path
+
+
+def load_network(path: str | Path) -> tuple[VGG, ModelMeta]:
+    """A PyTorch network (eval mode) from a .ckpt or .safetensors: what export starts from."""
+    path = check_exists(path)
+    kind = artefact_kind(path)
+    if kind == "safetensors":
+        return load_safetensors_model(path)
+    if kind == "checkpoint":
+        return load_model(path)
+    raise usage(f"{path} is a {kind} export; start from a .ckpt or .safetensors file")
+
+
+def load_artefact(path: str | Path, kind: str | None = None) -> Artefact:
+    """Any model file as class-score function + metadata; exports run through their own runtime.
+
+    `kind` (checkpoint, torchscript, onnx or safetensors) overrides the detection, for files whose name says nothing (export's staged files).
+    """
+    path = check_exists(path)
+    kind = kind or artefact_kind(path)
+    if kind == "onnx":
+        return load_onnx(path)
+    if kind == "torchscript":
+        return load_torchscript(path)
+    model, meta = load_safetensors_model(path) if kind == "safetensors" else load_model(path)
+    return Artefact(model, meta, kind)

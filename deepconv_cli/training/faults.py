@@ -1,0 +1,246 @@
+"""Training that loses nothing: atomic checkpoints, resume after kill -9, SIGTERM/SIGUSR1, non-finite losses.
+
+- `AtomicCheckpointIO` writes every checkpoint to a temporary file next to it, fsyncs and renames it into place,
+  and keeps the previous last.ckpt as last.prev.ckpt. (Lightning's own writer stages the file in the system temp
+  directory and moves it, which is a copy, and so not atomic, when that is another file system.)
+- `resume_checkpoint` picks the newest readable of last.ckpt, last.prev.ckpt and best.ckpt, saying which
+  unreadable file it passed over.
+- `StopOnSignal` turns SIGTERM and SIGUSR1 (SLURM's pre-emption / time-limit warning) into a checkpoint at the
+  next optimisation-step boundary, agreed by all processes, then exit 143.
+- `NonFiniteGuard` stops before a non-finite gradient reaches the weights: no checkpoint is written after it.
+- `RngState` saves the random generators' state in the checkpoint and restores it, so a resumed run draws the
+  same data order and augmentations as an uninterrupted one (exactly so with num_workers 0).
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback
+
+from deepconv_cli.errors import DeepconvError, failure
+
+EXIT_SIGNALLED = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
+BACKUP_SUFFIX = ".prev"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def backup_path(path: Path) -> Path:
+    """last.ckpt -> last.prev.ckpt"""
+    return path.with_name(path.stem + BACKUP_SUFFIX + path.suffix)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save to a temporary file in the target folder, fsync, rename; the old `keep_previous` files survive."""
+
+    def __init__(self, keep_previous: tuple[str, ...] = ("last.ckpt",)) -> None:
+        self.keep_previous = keep_previous
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            if path.name in self.keep_previous and path.is_file():
+                os.replace(path, backup_path(path))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """None when `path` is a complete torch zip archive (every member's CRC checked), else what is wrong."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if not any(name.endswith("data.pkl") for name in archive.namelist()):
+                return "no data.pkl inside: not a torch checkpoint"
+            broken = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        return f"truncated or not a checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
+    return f"corrupt member {broken}" if broken else None
+
+
+def resume_checkpoint(run_dir: Path, report: bool = True) -> Path | None:
+    """The checkpoint a re-run continues from: the first complete one of last, last.prev, best (None: start)."""
+    last = run_dir / "last.ckpt"
+    for candidate in (last, backup_path(last), run_dir / "best.ckpt"):
+        if not candidate.is_file():
+            continue
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            return candidate
+        if report:
+            print(f"warning: cannot resume from {candidate}: {problem}; trying the previous checkpoint", file=sys.stderr)
+    return None
+
+
+def _rank_zero_error(trainer: L.Trainer, error: DeepconvError) -> BaseException:
+    """The error for rank 0 to print; the other processes leave quietly with the same exit code."""
+    return error if trainer.is_global_zero else SystemExit(error.code)
+
+
+class StopOnSignal(Callback):
+    """SIGTERM / SIGUSR1: finish the current optimisation step, save RUN_DIR/last.ckpt, exit 143.
+
+    Handlers are (re)installed when training starts, replacing Lightning's own: its SIGTERM handler runs a
+    collective inside the signal handler, and its SLURM SIGUSR1 handler saves in the middle of a step. Whether to
+    stop is decided by all processes together at each step boundary, so they all save the same step. Under
+    SLURM, after SIGUSR1 rank 0 requeues the job (`scontrol requeue`), which then resumes from last.ckpt.
+    """
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.checkpoint = Path(checkpoint)
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def _install(self) -> None:
+        for signum in STOP_SIGNALS:
+            previous = signal.signal(signum, self._handler)
+            self._previous.setdefault(signum, previous)
+
+    def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        self._install()  # before Lightning registers its handlers: it then leaves SIGUSR1 to us
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._install()  # after Lightning registered its SIGTERM handler
+
+    def _restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if (batch_idx + 1) % trainer.accumulate_grad_batches and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return  # never stop between the micro-batches of one optimisation step
+        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            return
+        trainer.save_checkpoint(self.checkpoint)
+        name = signal.Signals(self.received).name if self.received else "a signal on another process"
+        requeued = self._requeue() if self.received == signal.SIGUSR1 and trainer.is_global_zero else ""
+        raise _rank_zero_error(
+            trainer,
+            DeepconvError(
+                f"stopped by {name} at epoch {trainer.current_epoch}, step {trainer.global_step}: saved"
+                f" {self.checkpoint}; run the same command again to resume{requeued}",
+                EXIT_SIGNALLED,
+            ),
+        )
+
+    @staticmethod
+    def _requeue() -> str:
+        job = os.environ.get("SLURM_JOB_ID")
+        if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
+            job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+        if not job:
+            return ""
+        try:
+            command = ["scontrol", "requeue", job]
+            done = subprocess.run(command, check=False, capture_output=True, timeout=60).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            done = False
+        return f" (SLURM job {job} {'requeued' if done else 'could not be requeued'})"
+
+
+class NonFiniteGuard(Callback):
+    """Stop with one line (exit 1) before an optimiser step would apply a NaN/inf gradient; nothing is saved.
+
+    Gradients are identical on every process after DDP's all-reduce, so all processes stop at the same step.
+    With a gradient scaler (fp16 mixed precision) inf gradients are routine (the scaler skips that step), so
+    there the loss itself is checked, agreed across processes.
+    """
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.checkpoint = Path(checkpoint)
+        self.loss: torch.Tensor | None = None
+
+    def on_before_backward(self, trainer: L.Trainer, module: L.LightningModule, loss: torch.Tensor) -> None:
+        self.loss = loss.detach()
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, module: L.LightningModule, optimizer) -> None:
+        if getattr(trainer.precision_plugin, "scaler", None) is not None:
+            bad = self.loss is not None and not bool(torch.isfinite(self.loss))
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        else:
+            grads = [p.grad for p in module.parameters() if p.grad is not None]
+            bad = bool(grads) and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+        if not bad:
+            return
+        loss = float(self.loss) if self.loss is not None else float("nan")
+        kept = f"{self.checkpoint} (untouched)" if self.checkpoint.is_file() else "none yet"
+        raise _rank_zero_error(
+            trainer,
+            failure(
+                f"non-finite {'loss' if not np.isfinite(loss) else 'gradient'} (loss {loss}) at epoch"
+                f" {trainer.current_epoch}, step {trainer.global_step}: training stopped before the update;"
+                f" last good checkpoint: {kept}; try a lower --model.lr or another --model.init"
+            ),
+        )
+
+
+def _rng_state() -> dict:
+    numpy_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        # numpy's array as a tensor, so checkpoints stay loadable with torch.load(weights_only=True)
+        "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class RngState(Callback):
+    """Random generators' state into every checkpoint, and back on resume (before the first epoch's data order)."""
+
+    def state_dict(self) -> dict:
+        return _rng_state()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        _set_rng_state(state_dict)

@@ -1,0 +1,83 @@
+"""`deepconv benchmark`: each benchmark runs end to end on tiny sizes and writes JSON with a speedup per comparison."""
+
+import json
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from deepconv_cli.__main__ import main as deepconv
+from deepconv_cli.benchmarks.train_step import forward_flops
+from deepconv_cli.models.vgg import VGG
+from deepconv_cli.training.module import ClassifierModule
+
+
+def run_json(tmp_path, *args: str) -> dict:
+    out = tmp_path / "result.json"
+    assert deepconv(["benchmark", *args, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for c in result["comparisons"].values():
+        expected = c["ours"] / c["baseline"] if c["higher_is_better"] else c["baseline"] / c["ours"]
+        assert c["speedup"] == pytest.approx(expected) and c["speedup"] > 0
+    return result
+
+
+def test_loader_benchmark_writes_a_speedup(tmp_path):
+    result = run_json(tmp_path, "loader", "--data", str(tmp_path / "jpegs"), "--images", "4", "--runs", "1",
+                      "--batch_size", "2")
+    assert list(result["comparisons"]) == ["loader"]
+    assert len(list((tmp_path / "jpegs" / "c0").glob("*.jpg"))) == 4  # the synthetic JPEGs are kept for reuse
+
+
+def test_train_benchmark_compares_lightning_with_a_raw_loop_and_the_speed_options(tmp_path):
+    result = run_json(tmp_path, "train", "--steps", "3", "--runs", "1", "--batch_size", "4", "--options", "true")
+    assert list(result["comparisons"]) == ["train step", "speed options"]
+    assert result["comparisons"]["speed options"]["extra"]["precision"] == "bf16-mixed"
+
+
+def test_evaluate_benchmark_writes_a_speedup(tmp_path):
+    result = run_json(tmp_path, "evaluate", "--images", "1", "--runs", "1")
+    assert result["settings"]["crop"] == 32 and list(result["comparisons"]) == ["evaluation"]
+
+
+def test_startup_benchmark_writes_a_speedup(tmp_path):
+    result = run_json(tmp_path, "startup", "--runs", "1")
+    assert result["comparisons"]["start-up"]["unit"] == "s"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--arch", "Z"], "unknown architecture"),
+    (["loader", "--s_min", "100"], "crop <= s_min"),
+    (["evaluate", "--crop", "50"], "multiple of 32"),
+])
+def test_bad_settings_are_one_line_usage_errors(capsys, args, message):
+    assert deepconv(["benchmark", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("arch,width,crop", [("A", 0.25, 64), ("C", 0.25, 64), ("B-shallow", 0.25, 64),
+                                             ("E", 0.125, 96)])
+def test_analytic_flops_match_torchs_flop_counter(arch, width, crop):
+    """The table-derived FLOPs (used for model FLOP utilisation) equal what torch counts on the real network."""
+    model = VGG(arch, 10, width, crop).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, crop, crop))
+    assert forward_flops(arch, crop, width, 10) == counter.get_total_flops()
+
+
+def test_vgg16_forward_is_15_5_gmacs():
+    assert forward_flops("D") / 2 == pytest.approx(15.47e9, rel=0.002)
+
+
+def test_speed_options_keep_outputs_and_checkpoint_names():
+    plain = ClassifierModule("A", 10, width=0.125, crop_size=32, channels_last=False).eval()
+    fast = ClassifierModule("A", 10, width=0.125, crop_size=32, channels_last=True, compile=True).eval()
+    fast.load_state_dict(plain.state_dict())
+    fast.compile_model = False  # compiling is slow on CPU; its effect on names is checked separately below
+    fast.configure_model()
+    x = torch.rand(2, 3, 32, 32) * 255
+    assert fast.model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast(x.contiguous(memory_format=torch.channels_last)), plain(x), atol=1e-4, rtol=1e-4)
+    plain.model.compile()
+    assert list(plain.state_dict()) == list(fast.state_dict())
