@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", "deepconv_cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=300)
+                          env=env, timeout=300, check=False)
 
 
 def test_help_lists_every_subcommand_without_importing_lightning():
@@ -25,7 +25,7 @@ def test_help_lists_every_subcommand_without_importing_lightning():
     for name in COMMANDS:
         assert name in out.stdout
     probe = "import sys; from deepconv_cli.__main__ import main; main(['--help']); print('lightning' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip().endswith("False")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip().endswith("False")
 
 
 def test_unknown_command_is_a_usage_error(capsys):

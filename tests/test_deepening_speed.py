@@ -9,8 +9,8 @@ QUICKSTART_A = Path(__file__).resolve().parents[1] / "recipes" / "quickstart" / 
 
 
 def val_errors(run_dir: Path) -> list[float]:
-    rows = csv.DictReader(open(run_dir / "metrics.csv"))
-    return [float(r["val/top1_error"]) for r in rows if r.get("val/top1_error")]
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [float(r["val/top1_error"]) for r in csv.DictReader(f) if r.get("val/top1_error")]
 
 
 def test_narrow_e_learns_much_faster_when_initialised_from_trained_a(trained_ckpt, digits_dir, tmp_path):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from deepconv_cli.evaluation.crops import crop_boxes, crop_views, grid_offsets, multiscale_crop_posteriors
 from deepconv_cli.evaluation.dense import multiscale_dense_posteriors, rescale_shorter, to_uint8_tensor
-from deepconv_cli.evaluation.runner import Member, chunk_posteriors, paper_test_scales
+from deepconv_cli.evaluation.runner import Member, chunk_posteriors
 from deepconv_cli.models.checkpoint import ModelMeta
 from deepconv_cli.models.vgg import VGG
 
@@ -134,6 +134,6 @@ def test_fusion_and_ensembles_average_the_posteriors():
 def test_default_test_scales_follow_the_paper():
     fixed = ModelMeta("D", 1000, [], crop_size=224, s_min=256, s_max=256)
     jittered = ModelMeta("D", 1000, [], crop_size=224, s_min=256, s_max=512)
-    assert paper_test_scales(fixed) == [224, 256, 288]
-    assert paper_test_scales(jittered) == [256, 384, 512]
-    assert paper_test_scales(ModelMeta("A", 10, [], crop_size=32, s_min=36, s_max=36)) == [32, 36, 41]
+    assert fixed.default_test_scales() == [224, 256, 288]
+    assert jittered.default_test_scales() == [256, 384, 512]
+    assert ModelMeta("A", 10, [], crop_size=32, s_min=36, s_max=36).default_test_scales() == [32, 36, 41]

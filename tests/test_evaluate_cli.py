@@ -93,3 +93,22 @@ def test_bad_arguments_exit_2_with_one_line(case, trained_ckpt, digits_dir, tmp_
     expected = {"missing ckpt": "nope.ckpt", "missing data": "nowhere", "bad scales": "36,big",
                 "bad method": "dense+center", "no ckpt": "--ckpt"}[case]
     assert expected in line
+
+
+def test_unreadable_val_image_fails_in_one_line_or_is_skipped_and_counted(trained_ckpt, digits_dir, tmp_path, capsys):
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(digits_dir / "val", val)
+    good = len(list(val.rglob("*.png")))
+    (val / "3" / "truncated.png").write_bytes((val / "3" / next(iter(sorted(p.name for p in (val / "3").iterdir()))))
+                                              .read_bytes()[:20])
+    (val / "5" / "notes.png").write_text("not an image")
+    common = ["evaluate", "--ckpt", str(trained_ckpt), "--data", str(val), "--scales", "36", "--no-flip",
+              "--num-workers", "0", "--batch-size", "1024"]
+    assert deepconv(common) == 1
+    assert "cannot read image" in one_line_error(capsys)
+    out = tmp_path / "rows.json"
+    assert deepconv([*common, "--skip-bad-images", "--json", str(out)]) == 0
+    assert "skipping 2 unreadable image file(s)" in capsys.readouterr().err
+    assert json.loads(out.read_text())[0]["images"] == good

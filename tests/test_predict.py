@@ -127,8 +127,8 @@ def test_prediction_is_dense_evaluation_averaged_over_scales(ckpt, photos, flip)
 
 def test_default_scales_never_go_below_the_crop():
     meta = ModelMeta(arch="A", num_classes=2, classes=["a", "b"], crop_size=32, s_min=36, s_max=36)
-    # the paper's {S-32, S, S+32} at 224 crops; the offset scales with the crop (4 at 32) and stops at the crop
-    assert resolve_scales(meta, None) == [32, 36, 40]
+    # the paper's {S-32, S, S+32} at 224 crops; the offset scales with the crop (5 at 32) and stops at the crop
+    assert resolve_scales(meta, None) == [32, 36, 41]
     jittered = ModelMeta(arch="A", num_classes=2, classes=["a", "b"], s_min=256, s_max=512)
     assert resolve_scales(jittered, None) == [256, 384, 512]
 

@@ -42,7 +42,7 @@ def test_killed_chain_resumes_the_interrupted_stage_only(tmp_path, digits_dir):
     a_ckpt = (runs / "a" / "best.ckpt").stat().st_mtime_ns
 
     out = subprocess.run([sys.executable, "-m", "deepconv_cli", "recipe", "run", str(recipe)],
-                         capture_output=True, text=True, timeout=900)
+                         capture_output=True, text=True, timeout=900, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "stage a: done, skipped" in out.stdout
     assert "resuming from" in out.stdout

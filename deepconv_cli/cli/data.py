@@ -5,7 +5,6 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-
 from deepconv_cli.cli import run_function
 from deepconv_cli.data.digits import is_complete, write_digits
 from deepconv_cli.errors import usage

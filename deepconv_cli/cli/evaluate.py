@@ -51,14 +51,16 @@ def parser() -> Parser:
     p.add_argument("--data", required=True, metavar="DIR", help="the val/ folder, or a dataset root containing val/")
     p.add_argument("--method", choices=METHODS, default="dense", help="evaluation method (default: dense)")
     p.add_argument("--scales", type=scale_list, metavar="Q,Q,...",
-                   help="test scales Q (shorter side); default per checkpoint: S-32,S,S+32 for fixed S, "
-                   "Smin,mid,Smax for jittered S")
+                   help="test scales Q (shorter side); default per checkpoint: S-32,S,S+32 for fixed S "
+                   "(32 scaled by crop/224), Smin,mid,Smax for jittered S")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="skip the horizontally flipped views")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="evaluate N images evenly spaced over the set")
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images (dense) or crops per forward pass")
     p.add_argument("--num-workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
                    help="image decoding processes")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="decode every file first and leave out (and count) the ones that are not readable images")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON (top1_error, top5_error in percent)")
     p.add_argument("--csv", metavar="FILE", help="also write the rows as CSV")
     return p
@@ -70,7 +72,8 @@ def main(argv: list[str]) -> int:
         if out and Path(out).is_dir():
             raise usage(f"output path is a folder: {out}")
     rows = evaluate(args.ckpt, args.data, args.method, args.scales, args.flip, args.limit, args.batch_size,
-                    args.num_workers, args.device)
+                    args.num_workers, args.device,
+                    skip_bad_images=args.skip_bad_images)
     console = Console()
     if not console.is_terminal:  # a log or a pipe: print the whole table rather than fold it into 80 columns
         console = Console(width=200)

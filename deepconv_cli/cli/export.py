@@ -3,9 +3,9 @@
 from pathlib import Path
 from typing import Literal
 
+from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
 from deepconv_cli.export.artefact import load_artefact, load_network
-from deepconv_cli.cli.options import parse_options
 from deepconv_cli.export.files import staged_file
 from deepconv_cli.export.onnx_io import write_onnx
 from deepconv_cli.export.safetensors_io import write_safetensors

@@ -6,9 +6,9 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.export.artefact import load_artefact
-from deepconv_cli.cli.options import parse_options
 from deepconv_cli.export.files import reason, write_text_atomically
 from deepconv_cli.export.images import collect_images, open_rgb
 from deepconv_cli.export.prediction import picture_posteriors, resolve_scales, top_k

@@ -85,7 +85,10 @@ class DeepconvCLI(LightningCLI):
 
 
 def build_cli(argv: list[str], prog: str = "deepconv train") -> DeepconvCLI:
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")  # argv is ours on purpose
+    # noise for deepconv users: argv is ours on purpose, run dirs are reused on resume, the batch hook is the module's
+    for message in ("LightningCLI's args parameter is intended", "Checkpoint directory .* exists and is not empty",
+                    "You have overridden `on_after_batch_transfer`", ".*isinstance\\(treespec, LeafSpec\\)"):
+        warnings.filterwarnings("ignore", message=message)
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
     return DeepconvCLI(
         ClassifierModule,

@@ -18,8 +18,8 @@ VAL_EVERY = 5  # a fixed split: every 5th image (by position in the file) is val
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """Images (1797, 8, 8) uint8 in 0..255 and labels (1797,) in 0..9."""
-    with resources.files("deepconv_cli.data").joinpath("digits.csv.gz").open("rb") as f:
-        table = np.loadtxt(gzip.open(f), delimiter=",", dtype=np.int64)
+    with resources.files("deepconv_cli.data").joinpath("digits.csv.gz").open("rb") as f, gzip.open(f) as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.int64)
     images = (table[:, :64].reshape(-1, 8, 8) * 255 // 16).astype(np.uint8)
     return images, table[:, 64]
 

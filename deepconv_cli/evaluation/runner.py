@@ -5,6 +5,7 @@ every model and every single method, the posteriors are fused in memory and the 
 each row (model x method, plus the ensemble) are updated, so nothing per image is kept beyond one chunk.
 """
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,27 +18,12 @@ from torch.utils.data import DataLoader, Dataset
 from torchmetrics.classification import MulticlassAccuracy
 
 from deepconv_cli.data.folder import ImageTree, check_tree
+from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
 from deepconv_cli.evaluation.fusion import FUSED, average, components, method_posteriors
 from deepconv_cli.models.checkpoint import ModelMeta, load_model
 from deepconv_cli.models.vgg import VGG
-
-PAPER_CROP = 224
-PAPER_OFFSET = 32  # fixed-S test scales are S-32, S, S+32 at 224-pixel crops (section 4.2)
-
-
-def paper_test_scales(meta: ModelMeta) -> list[int]:
-    """The paper's test scales for a checkpoint, its +-32 offset scaled to the checkpoint's crop size.
-
-    At crop 224 this is exactly `meta.default_test_scales()`: {S-32, S, S+32} for a fixed S, {Smin, mid, Smax}
-    for a jittered S. For narrow nets on smaller crops the offset is 32 * crop / 224 and no Q goes below the crop
-    (the quickstart's S=36, crop 32 gives {32, 36, 41}, the paper's {224, 256, 288} scaled by 32/224).
-    """
-    if meta.s_min != meta.s_max or meta.crop_size == PAPER_CROP:
-        return meta.default_test_scales()
-    offset = round(PAPER_OFFSET * meta.crop_size / PAPER_CROP)
-    return sorted({max(meta.crop_size, meta.s_min - offset), meta.s_min, meta.s_min + offset})
 
 
 @dataclass
@@ -71,7 +57,7 @@ def load_members(ckpts: list[str], scales: list[int] | None, device: torch.devic
     members = []
     for ckpt in ckpts:
         model, meta = load_model(ckpt)
-        qs = sorted(set(scales)) if scales else paper_test_scales(meta)
+        qs = sorted(set(scales)) if scales else meta.default_test_scales()
         if min(qs) < meta.crop_size:
             raise usage(f"test scale Q={min(qs)} is smaller than {ckpt}'s crop size {meta.crop_size}")
         members.append(Member(Path(ckpt), model.to(device), meta, qs))
@@ -229,6 +215,7 @@ def evaluate(
     num_workers: int = 2,
     device: str = "auto",
     progress: bool = True,
+    skip_bad_images: bool = False,
 ) -> list[dict]:
     """Top-1/top-5 error (percent) of each checkpoint and of their ensemble on a val/ tree; one dict per row."""
     components(method)  # validates the name before any file is read
@@ -244,6 +231,11 @@ def evaluate(
     members = load_members(ckpts, scales, dev)
     check_classes(val_dir, members[0].meta.classes)
     tree = ImageTree(val_dir)
+    if skip_bad_images:
+        _, bad = scan_images([path for path, _ in tree.samples], [val_dir / SCAN_FILE], progress=progress)
+        tree.drop({item.path for item in bad})
+        if bad:
+            print(f"skipping {len(bad)} unreadable image file(s) under {val_dir} (--skip-bad-images)", file=sys.stderr)
     indices = spaced_indices(len(tree), limit)
     if not indices:
         raise usage(f"no images found under {val_dir}")
@@ -259,7 +251,7 @@ def evaluate(
         for chunk in loader:
             for _, _, views in chunk:
                 if isinstance(views, str):
-                    raise failure(views)
+                    raise failure(f"{views} (--skip-bad-images leaves such files out)")
             ids = torch.tensor([i for i, _, _ in chunk])
             target = torch.tensor([label for _, label, _ in chunk])
             images = [views for _, _, views in chunk]

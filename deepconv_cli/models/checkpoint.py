@@ -101,7 +101,7 @@ def read_checkpoint(path: str | Path) -> dict:
         raise usage(f"checkpoint path is a directory, not a file: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, not a torch file, pickle with foreign objects ...
+    except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, a pickle with foreign objects ...
         raise failure(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     if not isinstance(ckpt, dict) or "deepconv" not in ckpt or "state_dict" not in ckpt:
         raise failure(f"{path} is not a deepconv checkpoint (no 'deepconv' metadata); see `deepconv import`")
