@@ -1,8 +1,6 @@
 """Loader benchmark: deepconv's training transform vs torchvision's plain Resize + RandomCrop, on synthetic JPEGs."""
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from deepconv_cli.benchmarks.report import Comparison, median, median_seconds
 from deepconv_cli.data import transforms
 from deepconv_cli.data.folder import ImageTree
 from deepconv_cli.data.transforms import train_transform
+from deepconv_cli.files import staged_file
 
 BICUBIC = Image.Resampling.BICUBIC
 
@@ -40,10 +39,8 @@ def make_jpegs(root: Path, count: int, size: tuple[int, int] = (500, 375), quali
         path = folder / f"{i:05d}.jpg"
         if path.is_file():
             continue
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, "JPEG", quality=quality)
-        os.replace(tmp, path)
+        with staged_file(path) as tmp:
+            img.save(tmp, "JPEG", quality=quality)
     return root
 
 

@@ -4,7 +4,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -13,6 +12,8 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.table import Table
+
+from deepconv_cli.files import write_text_atomically
 
 
 @dataclass
@@ -91,16 +92,11 @@ def print_table(title: str, comparisons: list[Comparison]) -> None:
 
 
 def write_json(path: str | Path, benchmark: str, comparisons: list[Comparison], settings: dict) -> None:
-    """The results as JSON, written atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The results as JSON, written atomically."""
     payload = {
         "benchmark": benchmark,
         "machine": machine(),
         "settings": settings,
         "comparisons": {c.name: c.to_dict() for c in comparisons},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(payload, indent=1))

@@ -12,8 +12,9 @@ from rich.console import Console
 
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.fusion import METHODS
-from deepconv_cli.evaluation.report import table, to_csv, to_json, write_atomic
+from deepconv_cli.evaluation.report import table, to_csv, to_json
 from deepconv_cli.evaluation.runner import evaluate
+from deepconv_cli.files import write_text_atomically
 
 EXAMPLES = """examples:
   deepconv evaluate --ckpt runs/vgg_d/best.ckpt --data /data/imagenet/val --method dense --scales 256,384,512
@@ -81,9 +82,9 @@ def main(argv: list[str]) -> int:
     print(f"{rows[0]['images']} images, each counted exactly once")
     try:
         if args.json:
-            write_atomic(args.json, to_json(rows))
+            write_text_atomically(args.json, to_json(rows))
         if args.csv:
-            write_atomic(args.csv, to_csv(rows))
+            write_text_atomically(args.csv, to_csv(rows))
     except OSError as e:
         raise failure(f"cannot write results: {e}") from None
     return 0

@@ -6,11 +6,11 @@ from typing import Literal
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
 from deepconv_cli.export.artefact import load_artefact, load_network
-from deepconv_cli.export.files import staged_file
 from deepconv_cli.export.onnx_io import write_onnx
 from deepconv_cli.export.safetensors_io import write_safetensors
 from deepconv_cli.export.torchscript_io import write_torchscript
 from deepconv_cli.export.verify import TOLERANCE, verify
+from deepconv_cli.files import staged_file
 
 WRITERS = {"onnx": write_onnx, "torchscript": write_torchscript, "safetensors": write_safetensors}
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}

@@ -18,6 +18,8 @@ from typing import NamedTuple
 from PIL import Image, UnidentifiedImageError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from deepconv_cli.files import write_text_atomically
+
 SCAN_FILE = ".deepconv-scan.json"
 CACHE_VERSION = 1
 
@@ -67,14 +69,11 @@ def _write_cache(folders: dict, candidates: Sequence[Path]) -> None:
     """Write to the first candidate that accepts it (temp file + rename); a read-only place is skipped."""
     text = json.dumps({"version": CACHE_VERSION, "folders": folders}, indent=0)
     for path in candidates:
-        tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(text)
-            os.replace(tmp, path)
+            write_text_atomically(path, text)
             return
         except OSError:
-            tmp.unlink(missing_ok=True)
+            continue
 
 
 def _decode_all(paths: list[str], workers: int, progress: bool) -> dict[str, str | None]:

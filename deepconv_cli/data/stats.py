@@ -1,13 +1,13 @@
 """Mean RGB and the RGB covariance eigen-decomposition (AlexNet's PCA colour shift) over a training set, cached."""
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from rich.progress import Progress
+
+from deepconv_cli.files import write_text_atomically
 
 STATS_FILE = ".deepconv-stats.json"
 
@@ -52,14 +52,6 @@ def compute_stats(files: list[str], max_images: int = 10000, progress: bool = Tr
     }
 
 
-def write_json_atomic(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
-
-
 def load_or_compute(files: list[str], cache: Path, fallback_dir: Path | None, max_images: int) -> dict:
     """Stats from `cache` (or fallback_dir/STATS_FILE) when they match this file list, else computed and cached.
 
@@ -77,7 +69,7 @@ def load_or_compute(files: list[str], cache: Path, fallback_dir: Path | None, ma
     stats = compute_stats(files, max_images) | {"max_images": max_images}
     for path in candidates:
         try:
-            write_json_atomic(stats, path)
+            write_text_atomically(path, json.dumps(stats, indent=1))
             break
         except OSError:
             continue

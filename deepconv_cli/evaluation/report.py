@@ -3,9 +3,6 @@
 import csv
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from rich.table import Table
 
@@ -25,20 +22,6 @@ def table(rows: list[dict], title: str) -> Table:
         out.add_row(r["model"], r["arch"], r["train_s"], r["test_q"], method, f"{r['top1_error']:.2f}",
                     f"{r['top5_error']:.2f}", str(r["images"]), f"{r['seconds']:.1f}")
     return out
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write a text file through a temporary file in the same folder and a rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def to_json(rows: list[dict]) -> str:

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from deepconv_cli.errors import failure, usage
-from deepconv_cli.export.files import reason
+from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta, save_model_checkpoint
 from deepconv_cli.models.vgg import CONFIGS, LRN, STRIDE, M, conv_specs
 

@@ -6,8 +6,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from deepconv_cli.errors import failure
-from deepconv_cli.export.files import reason
 from deepconv_cli.export.metadata import artefact_metadata, read_metadata
+from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta
 from deepconv_cli.models.vgg import VGG
 

@@ -5,8 +5,6 @@ A deepconv checkpoint is a Lightning checkpoint whose `state_dict` holds the net
 training, so evaluate / export / predict / fine-tune need no second config.
 """
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import torch
 
 from deepconv_cli import __version__
 from deepconv_cli.errors import failure, usage
+from deepconv_cli.files import staged_file
 from deepconv_cli.models.vgg import VGG
 
 STATE_PREFIX = "model."
@@ -71,19 +70,8 @@ class ModelMeta:
 
 def atomic_save(obj: object, path: str | Path) -> None:
     """torch.save through a temporary file in the same directory and a rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with staged_file(path) as tmp:
         torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model_checkpoint(path: str | Path, model: VGG, meta: ModelMeta) -> None:

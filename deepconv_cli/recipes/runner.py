@@ -22,7 +22,6 @@ stage's checkpoint. A finished stage leaves a `.stage-done` marker in its folder
 train / fine-tune stages interrupted mid-way resume from their last.ckpt because `train` does so by itself.
 """
 
-import os
 import re
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from deepconv_cli.errors import failure, usage
+from deepconv_cli.files import write_text_atomically
 
 COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict")
 TRAINING = ("train", "fine-tune")
@@ -146,6 +146,4 @@ def run_stage(recipe: Recipe, stage: Stage) -> None:
     code = subprocess.call([sys.executable, "-m", "deepconv_cli", *argv])
     if code != 0:
         raise failure(f"stage {stage.name!r} ({stage.command}) failed with exit code {code}; re-run to resume")
-    tmp = run_dir / f"{DONE}.tmp"
-    tmp.write_text(" ".join(["deepconv", *argv]) + "\n")
-    os.replace(tmp, run_dir / DONE)
+    write_text_atomically(run_dir / DONE, " ".join(["deepconv", *argv]) + "\n")

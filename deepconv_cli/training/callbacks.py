@@ -2,12 +2,13 @@
 
 import csv
 import math
-import os
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+
+from deepconv_cli.files import staged_file
 
 
 class StopAfterLrDrops(Callback):
@@ -88,7 +89,6 @@ def plot_curves(metrics_csv: Path, out: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp")
-    fig.savefig(tmp, dpi=100, format="png")
+    with staged_file(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, out)

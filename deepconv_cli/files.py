@@ -1,5 +1,5 @@
-"""Artefact files: written atomically (temporary file next to the target, renamed when complete), read with
-one-line reasons when they are damaged."""
+"""Files deepconv writes appear whole or not at all (temporary file next to the target, then a rename); read
+errors on damaged files become one-line reasons."""
 
 import os
 import tempfile
@@ -35,7 +35,7 @@ def _umask() -> int:
 
 def write_text_atomically(path: str | Path, text: str) -> None:
     with staged_file(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8", newline="")
 
 
 def reason(e: BaseException, limit: int = 200) -> str:
