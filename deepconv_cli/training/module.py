@@ -110,9 +110,15 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         loss = F.cross_entropy(self(x), y)
         self.train_loss.update(loss.detach(), weight=len(y))
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True)
+        # each self.log costs Lightning ~0.7 ms of bookkeeping, 3% of a narrow net's CPU step (`deepconv benchmark
+        # train`): the step loss is logged only on the steps the logger writes, the epoch mean once an epoch
+        if self._trainer is None or batch_idx % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss_epoch", self.train_loss.compute())
+        self.train_loss.reset()
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
