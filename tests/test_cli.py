@@ -83,6 +83,8 @@ def test_data_digits_writes_the_tree_once(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no staging folder left behind
 
 
-@pytest.mark.parametrize("args", [["stats", "/nonexistent/dir"], ["data", "mnist", "x"], ["models", "--width", "wide"]])
+@pytest.mark.parametrize("args", [["stats", "/nonexistent/dir"], ["data", "mnist", "x"], ["models", "--width", "wide"],
+                                  ["fine-tune", "--data.data_dir", "x"], ["fine-tune", "--init-from", "missing.ckpt"],
+                                  ["recipe", "run", "missing.yaml"], ["recipe", "walk", "x.yaml"]])
 def test_other_commands_report_bad_input_in_one_line(args, tmp_path):
     assert_one_line_error(run(*args, cwd=tmp_path), 2)

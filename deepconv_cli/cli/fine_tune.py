@@ -40,10 +40,11 @@ def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
     opts, rest = split_argv(argv)
-    cli = build_cli(rest, prog="deepconv fine-tune")
-    if not opts.init_from:
+    asks_only = any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv)
+    if not opts.init_from and not asks_only:
         raise usage("fine-tune needs --init-from CKPT (a trained deepconv checkpoint)")
-    source, source_meta = load_model(opts.init_from)
+    source, source_meta = load_model(opts.init_from) if opts.init_from else (None, None)
+    cli = build_cli(rest, prog="deepconv fine-tune")
     target = cli.model.model
     scheme = opts.init_layers or ("all" if source_meta.arch == target.arch else "paper")
     try:
