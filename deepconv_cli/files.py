@@ -7,6 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from deepconv_cli.errors import FAILURE, DeepconvError
+
+
+class WriteError(DeepconvError, OSError):
+    """A file could not be written (a folder in the way, no permission, disk full): one line, exit 1. Still an
+    OSError, so callers that fall back to another location on OSError keep doing so."""
+
 
 @contextmanager
 def staged_file(path: str | Path) -> Iterator[Path]:
@@ -16,13 +23,22 @@ def staged_file(path: str | Path) -> Iterator[Path]:
     unverified artefact is ever left at `path`, and an older file there stays as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise WriteError(f"cannot write {path}: it is a folder", FAILURE)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or reason(e)}", FAILURE) from None
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the artefact gets the usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        if isinstance(e, DeepconvError):
+            raise
+        raise WriteError(f"cannot write {path}: {e.strerror or reason(e)}", FAILURE) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
 

@@ -88,3 +88,23 @@ def test_data_digits_writes_the_tree_once(tmp_path):
                                   ["recipe", "run", "missing.yaml"], ["recipe", "walk", "x.yaml"]])
 def test_other_commands_report_bad_input_in_one_line(args, tmp_path):
     assert_one_line_error(run(*args, cwd=tmp_path), 2)
+
+
+def test_zero_byte_checkpoint_and_unwritable_outputs_fail_in_one_line(tmp_path, trained_ckpt, digits_dir):
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    assert_one_line_error(run("predict", "--ckpt", str(empty), str(digits_dir / "val" / "3"), cwd=tmp_path), 1,
+                          "cannot read checkpoint", "EOFError")
+    (tmp_path / "taken").mkdir()
+    out = run("export", "--ckpt", str(trained_ckpt), "--format", "safetensors", "--out", str(tmp_path / "taken"),
+              cwd=tmp_path)
+    assert_one_line_error(out, 1, "cannot write", "is a folder")
+
+
+def test_resuming_a_run_dir_of_another_architecture_is_refused(tmp_path, digits_dir, capsys):
+    common = ["-c", str(REPO / "recipes/quickstart/vgg_a.yaml"), f"--data.data_dir={digits_dir}",
+              f"--trainer.default_root_dir={tmp_path / 'run'}", "--trainer.max_epochs=1", "--data.num_workers=0",
+              "--trainer.enable_progress_bar=false", "--trainer.limit_train_batches=2"]
+    assert main(["train", *common]) == 0
+    assert main(["train", *common, "--model.arch=B"]) == 2
+    assert "belongs to another run (arch differs: A there, B here)" in capsys.readouterr().err

@@ -104,3 +104,9 @@ def test_datamodule_rejects_missing_folder_and_class_mismatch(tmp_path, digits_d
         ImageFolderData(str(tmp_path), s_min=36, s_max=36, crop_size=32)
     data = ImageFolderData(str(digits_dir), s_min=36, s_max=48, crop_size=32)
     assert data.num_classes == 10 and data.test_scale == 42  # Q = (Smin + Smax) / 2 for jittered S
+
+
+def test_stats_name_an_unreadable_image(tmp_path):
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(DeepconvError, match="cannot read image .*bad.png"):
+        compute_stats([str(tmp_path / "bad.png")], progress=False)

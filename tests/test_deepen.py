@@ -50,3 +50,29 @@ def test_mismatched_shapes_are_an_error_not_a_silent_skip():
         initialise_from(narrow("D", 1), narrow("A", 0), "all")
     with pytest.raises(ValueError, match="no convolution at block"):
         initialise_from(narrow("B-shallow", 1), narrow("A", 0))
+
+
+def test_another_class_count_leaves_fc3_random_and_says_so():
+    source, target = narrow("D", 0), VGG("D", 7, 0.125, 32, init="normal", init_std=0.1)
+    before = target.classifier.fc3.weight.clone()
+    rows = {r.target: r for r in initialise_from(target, source, "all")}
+    assert not rows["fc3"].copied and rows["fc3"].note == "10 -> 7 classes"
+    assert torch.equal(target.classifier.fc3.weight, before)
+    assert rows["fc2"].copied and torch.equal(target.classifier.fc2.weight, source.classifier.fc2.weight)
+
+
+def test_fine_tuning_imported_weights_keeps_their_normalisation():
+    from deepconv_cli.models.checkpoint import ModelMeta
+    from deepconv_cli.training.module import ClassifierModule
+
+    module = ClassifierModule("A", 10, width=0.125, crop_size=32)
+    imported = ModelMeta("A", 1000, [], preprocessing="imagenet_mean_std", mean=[123.7, 116.3, 103.5],
+                         scale=[0.0171, 0.0175, 0.0174])
+    module.keep_preprocessing(imported)
+    stats = {"mean": [70.0, 70.0, 70.0], "pca_eigval": [0.1, 0.01, 0.001], "pca_eigvec": torch.eye(3).tolist()}
+    module.adopt_data_stats(stats, 36, 36, 0.1)
+    assert module.meta.preprocessing == "imagenet_mean_std" and module.meta.mean == imported.mean
+    torch.testing.assert_close(module.model.normalize.scale.flatten(), torch.tensor(imported.scale))
+    plain = ClassifierModule("A", 10, width=0.125, crop_size=32)
+    plain.adopt_data_stats(stats, 36, 36, 0.1)
+    assert plain.meta.mean == [70.0, 70.0, 70.0] and plain.model.normalize.scale.flatten().tolist() == [1.0, 1.0, 1.0]

@@ -8,13 +8,9 @@ from deepconv_cli.errors import usage
 
 
 def _device(name: str):
-    import torch
+    from deepconv_cli.evaluation.runner import pick_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise usage("--device cuda asked for, but CUDA is not available")
-    return torch.device(name)
+    return pick_device(name)
 
 
 def _finish(benchmark: str, comparisons: list, json: str | None, settings: dict) -> None:

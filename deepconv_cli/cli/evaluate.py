@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from deepconv_cli.cli.options import OneLineParser
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.fusion import METHODS
 from deepconv_cli.evaluation.report import table, to_csv, to_json
@@ -33,15 +34,8 @@ def scale_list(text: str) -> list[int]:
     return scales
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that raises the one-line usage error instead of printing usage and exiting."""
-
-    def error(self, message: str):
-        raise usage(f"{message} (see `deepconv evaluate --help`)")
-
-
-def parser() -> Parser:
-    p = Parser(
+def parser() -> OneLineParser:
+    p = OneLineParser(
         prog="deepconv evaluate", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Top-1/top-5 error as in the VGG paper (sections 3.2, 4.2-4.4): dense evaluation of the whole "
         "image, multi-crop (5x5 grid x 2 flips per scale), AlexNet's 10-crop or the centre crop; softmax posteriors "

@@ -13,6 +13,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
+from deepconv_cli.cli.options import OneLineParser
 from deepconv_cli.cli.train import build_cli, fit
 from deepconv_cli.errors import usage
 from deepconv_cli.models.checkpoint import load_model
@@ -20,7 +21,7 @@ from deepconv_cli.models.deepen import CopyRow, initialise_from
 
 
 def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = OneLineParser(prog="deepconv fine-tune", add_help=False)
     parser.add_argument("--init-from", "--init_from", dest="init_from")
     parser.add_argument("--init-layers", "--init_layers", dest="init_layers", choices=("paper", "all"))
     return parser.parse_known_args(argv)
@@ -32,7 +33,8 @@ def copy_table(rows: list[CopyRow], target: str, source: str, path: str) -> Tabl
         table.add_column(col)
     for r in rows:
         shape = "x".join(map(str, r.shape))
-        table.add_row(r.target, r.source or "-", shape, "[green]copied[/]" if r.copied else "random")
+        init = "[green]copied[/]" if r.copied else f"[yellow]random ({r.note})[/]" if r.note else "random"
+        table.add_row(r.target, r.source or "-", shape, init)
     return table
 
 
@@ -51,6 +53,8 @@ def main(argv: list[str]) -> int:
         rows = initialise_from(target, source, scheme)
     except ValueError as e:
         raise usage(str(e)) from None
+    if source_meta.preprocessing != "mean_rgb":  # imported weights keep the normalisation they were trained with
+        cli.model.keep_preprocessing(source_meta)
     if cli.trainer.is_global_zero:
         Console().print(copy_table(rows, target.arch, source_meta.arch, opts.init_from))
     fit(cli)

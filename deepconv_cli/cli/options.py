@@ -5,11 +5,21 @@ better as `--ckpt X img1 img2 --no-flip --fixed-size --from timm`. The function'
 give the types, defaults, --help and -c config.yaml; `aliases` rewrites the shell-style spellings first.
 """
 
+import argparse
 import inspect
 from collections.abc import Callable
 from typing import get_origin
 
 from jsonargparse import ActionConfigFile, ArgumentParser
+
+from deepconv_cli.errors import usage
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that raises the one-line usage error (exit 2) instead of printing usage and exiting."""
+
+    def error(self, message: str):
+        raise usage(f"{message} (see `{self.prog.split(' [')[0]} --help`)")
 
 
 def parse_options(

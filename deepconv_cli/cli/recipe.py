@@ -1,12 +1,12 @@
 """`deepconv recipe run FILE.yaml [--dry-run] [--run-root DIR]`: run a chain of stages, skipping finished ones."""
 
-import argparse
 import json
 import time
 
 from rich.console import Console
 from rich.table import Table
 
+from deepconv_cli.cli.options import OneLineParser
 from deepconv_cli.recipes.runner import TRAINING, Recipe, Stage, load_recipe, run_stage
 
 
@@ -50,9 +50,9 @@ def plan_table(recipe: Recipe, title: str, times: dict[str, float] | None = None
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="deepconv recipe", description=__doc__, exit_on_error=False)
-    sub = parser.add_subparsers(dest="action", required=True)
-    run = sub.add_parser("run", help="run the stages in order", exit_on_error=False)
+    parser = OneLineParser(prog="deepconv recipe", description=__doc__)
+    sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
+    run = sub.add_parser("run", help="run the stages in order")
     run.add_argument("recipe", help="recipe YAML file")
     run.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     run.add_argument("--run-root", help="folder for the stages' run directories (default: the recipe's run_root)")

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 from deepconv_cli.data.datamodule import ImageFolderData
 from deepconv_cli.errors import DeepconvError, usage
+from deepconv_cli.models.checkpoint import ModelMeta, read_checkpoint
 from deepconv_cli.training.batching import plan_batches
 from deepconv_cli.training.callbacks import CurvesPNG, StopAfterLrDrops, ValidationCount
 from deepconv_cli.training.faults import (
@@ -102,9 +103,22 @@ def build_cli(argv: list[str], prog: str = "deepconv train") -> DeepconvCLI:
     )
 
 
+def check_same_run(ckpt: Path, meta: ModelMeta) -> None:
+    """Resuming continues *this* run: a last.ckpt of another architecture, width, crop or class list is an error."""
+    saved = ModelMeta.from_dict(read_checkpoint(ckpt)["deepconv"])
+    for key in ("arch", "width", "crop_size", "classes"):
+        if getattr(saved, key) != getattr(meta, key):
+            raise usage(
+                f"{ckpt} belongs to another run ({key} differs: {str(getattr(saved, key))[:60]} there, "
+                f"{str(getattr(meta, key))[:60]} here); choose another --trainer.default_root_dir or pass --resume false"
+            )
+
+
 def fit(cli: DeepconvCLI) -> None:
     trainer = cli.trainer
     ckpt = resume_checkpoint(cli.run_dir, report=trainer.is_global_zero) if cli.config.get("resume") else None
+    if ckpt:
+        check_same_run(ckpt, cli.model.meta)
     if ckpt and trainer.is_global_zero:
         print(f"resuming from {ckpt}")
     if trainer.strategy.launcher is not None and trainer.is_global_zero:

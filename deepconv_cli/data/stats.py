@@ -7,7 +7,8 @@ import numpy as np
 from PIL import Image
 from rich.progress import Progress
 
-from deepconv_cli.files import write_text_atomically
+from deepconv_cli.errors import failure
+from deepconv_cli.files import reason, write_text_atomically
 
 STATS_FILE = ".deepconv-stats.json"
 
@@ -30,8 +31,12 @@ def compute_stats(files: list[str], max_images: int = 10000, progress: bool = Tr
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("mean RGB + PCA", total=len(chosen))
         for path in chosen:
-            with Image.open(path) as img:
-                px = np.asarray(img.convert("RGB"), dtype=np.float64).reshape(-1, 3) / 255.0
+            try:
+                with Image.open(path) as img:
+                    px = np.asarray(img.convert("RGB"), dtype=np.float64).reshape(-1, 3) / 255.0
+            except (OSError, ValueError) as e:
+                raise failure(f"cannot read image {path}: {reason(e)} (training skips such files with "
+                              "--data.skip_bad_images)") from None
             total += px.sum(0)
             outer += px.T @ px
             count += len(px)

@@ -22,6 +22,7 @@ from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
 from deepconv_cli.evaluation.fusion import FUSED, average, components, method_posteriors
+from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta, load_model
 from deepconv_cli.models.vgg import VGG
 
@@ -164,7 +165,7 @@ def pick_device(device: str) -> torch.device:
         dev = torch.device(device)
         torch.empty(0, device=dev)
     except (RuntimeError, AssertionError) as e:
-        raise usage(f"device {device!r} is not available: {str(e).splitlines()[0]}") from None
+        raise usage(f"device {device!r} is not available: {reason(e)}") from None
     return dev
 
 

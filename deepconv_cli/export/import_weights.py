@@ -165,6 +165,6 @@ def import_checkpoint(
     try:
         model.load_state_dict(mapped.state | buffers)
     except RuntimeError as e:
-        raise failure(f"{weights}: mapped weights do not fit VGG-{mapped.arch}: {str(e).splitlines()[0][:200]}") from None
+        raise failure(f"{weights}: mapped weights do not fit VGG-{mapped.arch}: {reason(e)}") from None
     save_model_checkpoint(out, model, meta)
     return meta

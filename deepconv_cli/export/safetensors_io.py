@@ -32,5 +32,5 @@ def load_safetensors_model(path: Path) -> tuple[VGG, ModelMeta]:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise failure(f"{path}: weights do not match their own metadata: {str(e).splitlines()[0][:200]}") from None
+        raise failure(f"{path}: weights do not match their own metadata: {reason(e)}") from None
     return model.eval(), meta

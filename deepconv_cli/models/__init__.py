@@ -1,5 +1,5 @@
 """VGG architectures: the declarative table, dense-ready heads, initialisation and checkpoint reading."""
 
-from deepconv_cli.models.vgg import ARCHS, CONFIGS, VGG, build_vgg
+from deepconv_cli.models.vgg import ARCHS, CONFIGS, VGG
 
-__all__ = ["ARCHS", "CONFIGS", "VGG", "build_vgg"]
+__all__ = ["ARCHS", "CONFIGS", "VGG"]

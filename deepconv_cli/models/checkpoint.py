@@ -12,11 +12,10 @@ import torch
 
 from deepconv_cli import __version__
 from deepconv_cli.errors import failure, usage
-from deepconv_cli.files import staged_file
+from deepconv_cli.files import reason, staged_file
 from deepconv_cli.models.vgg import VGG
 
 STATE_PREFIX = "model."
-PREPROCESSING = ("mean_rgb", "imagenet_mean_std")
 
 
 @dataclass
@@ -90,7 +89,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, a pickle with foreign objects ...
-        raise failure(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+        raise failure(f"cannot read checkpoint {path}: {reason(e)}") from None
     if not isinstance(ckpt, dict) or "deepconv" not in ckpt or "state_dict" not in ckpt:
         raise failure(f"{path} is not a deepconv checkpoint (no 'deepconv' metadata); see `deepconv import`")
     return ckpt
@@ -105,5 +104,5 @@ def load_model(path: str | Path) -> tuple[VGG, ModelMeta]:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise failure(f"checkpoint {path} does not match its own metadata: {str(e).splitlines()[0][:200]}") from None
+        raise failure(f"checkpoint {path} does not match its own metadata: {reason(e)}") from None
     return model.eval(), meta

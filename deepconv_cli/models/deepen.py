@@ -28,6 +28,7 @@ class CopyRow:
     source: str
     shape: tuple[int, ...]
     copied: bool
+    note: str = ""
 
 
 def conv_positions(model: VGG) -> list[tuple[str, tuple[int, int], nn.Conv2d]]:
@@ -68,9 +69,15 @@ def _layer_map(target: VGG, source: VGG, scheme: Scheme) -> dict[str, tuple[str,
 def initialise_from(target: VGG, source: VGG, scheme: Scheme = "paper") -> list[CopyRow]:
     """Copy weights and biases of the mapped layers from `source` into `target`; a shape mismatch is an error.
 
-    Returns one row per target weight layer (copied or left at its random init), in order.
+    Returns one row per target weight layer (copied or left at its random init), in order. When the class counts
+    differ, fc3 keeps its random init and its row says why (loud partial loading, as DeiT's --finetune).
     """
     mapping = _layer_map(target, source, scheme)
+    notes = {}
+    if target.classifier.fc3.out_channels != source.classifier.fc3.out_channels:
+        # a new label set (e.g. ImageNet weights fine-tuned on 10 classes): the classifier's last layer starts afresh
+        notes["fc3"] = f"{source.classifier.fc3.out_channels} -> {target.classifier.fc3.out_channels} classes"
+        mapping.pop("fc3")
     for t_name, (s_name, t, s) in mapping.items():
         if t.weight.shape != s.weight.shape:
             raise ValueError(
@@ -81,6 +88,7 @@ def initialise_from(target: VGG, source: VGG, scheme: Scheme = "paper") -> list[
         t.weight.copy_(s.weight)
         t.bias.copy_(s.bias)
     return [
-        CopyRow(name, mapping[name][0] if name in mapping else "", tuple(m.weight.shape), name in mapping)
+        CopyRow(name, mapping[name][0] if name in mapping else "", tuple(m.weight.shape), name in mapping,
+                notes.get(name, ""))
         for name, m in target.weight_layers()
     ]

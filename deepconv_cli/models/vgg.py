@@ -99,10 +99,6 @@ class VGG(nn.Module):
         return self.score_map(x).mean(dim=(2, 3))
 
 
-def build_vgg(arch: str, **kwargs) -> VGG:
-    return VGG(arch, **kwargs)
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

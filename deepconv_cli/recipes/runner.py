@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from deepconv_cli.errors import failure, usage
-from deepconv_cli.files import write_text_atomically
+from deepconv_cli.files import reason, write_text_atomically
 
 COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict")
 TRAINING = ("train", "fine-tune")
@@ -108,7 +108,7 @@ def load_recipe(path: str | Path, run_root: str | None = None) -> Recipe:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise usage(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise usage(f"{path} is not valid YAML: {reason(e)}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("stages"), list) or not raw["stages"]:
         raise usage(f"{path}: a recipe needs a non-empty `stages:` list")
     unknown = set(raw) - {"run_root", "stages", "description"}

@@ -65,6 +65,7 @@ class ClassifierModule(L.LightningModule):
         self.register_buffer("pca_eigval", torch.zeros(0), persistent=False)
         self.register_buffer("pca_eigvec", torch.zeros(0), persistent=False)
         self.pca_std = 0.0
+        self.kept_preprocessing: ModelMeta | None = None
         self.channels_last = torch.cuda.is_available() if channels_last is None else channels_last
         self.compile_model = compile
         k = min(5, num_classes)
@@ -87,11 +88,19 @@ class ClassifierModule(L.LightningModule):
         if data is not None and getattr(data, "stats", None):
             self.adopt_data_stats(data.stats, data.s_min, data.s_max, data.pca_std)
 
+    def keep_preprocessing(self, source: ModelMeta) -> None:
+        """Fine-tuning imported weights: keep their input normalisation instead of the data's mean RGB."""
+        self.kept_preprocessing = source
+
     def adopt_data_stats(self, stats: dict, s_min: int, s_max: int, pca_std: float) -> None:
-        """Take the training set's mean RGB and PCA statistics and the training scales."""
-        self.meta.mean, self.meta.s_min, self.meta.s_max = list(stats["mean"]), s_min, s_max
+        """Take the training set's mean RGB (unless kept from the source) and PCA statistics and the scales."""
+        self.meta.mean, self.meta.scale = list(stats["mean"]), [1.0, 1.0, 1.0]
+        if self.kept_preprocessing is not None:
+            kept = self.kept_preprocessing
+            self.meta.preprocessing, self.meta.mean, self.meta.scale = kept.preprocessing, kept.mean, kept.scale
+        self.meta.s_min, self.meta.s_max = s_min, s_max
         self.meta.pca_eigval, self.meta.pca_eigvec = list(stats["pca_eigval"]), [list(r) for r in stats["pca_eigvec"]]
-        self.model.normalize.set(self.meta.mean)
+        self.model.normalize.set(self.meta.mean, self.meta.scale)
         self.pca_eigval = torch.tensor(self.meta.pca_eigval, device=self.device)
         self.pca_eigvec = torch.tensor(self.meta.pca_eigvec, device=self.device)
         self.pca_std = pca_std
