@@ -3,17 +3,35 @@
 import os
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageOps
 from torchvision.datasets import ImageFolder
 
 from deepconv_cli.errors import usage
 
+HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 def open_lazily(path: str) -> Image.Image:
     """Open without decoding, so the transform can ask the JPEG decoder for a reduced size (draft mode)."""
     return Image.open(path)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """An 8-bit RGB picture of any PIL image, upright: EXIF orientation applied, 16-bit and float images scaled
+    (not clipped), transparency composited on white, greyscale/palette/CMYK converted. `evaluate` and `predict`
+    both see images through it, so the same file scores the same in both."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in HIGH_DEPTH:
+        values = np.asarray(img, dtype=np.float32)
+        top = 65535.0 if img.mode.startswith("I;16") else max(255.0, float(values.max()))
+        img = Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8))
+    if img.mode in ALPHA or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return img.convert("RGB")
 
 
 def find_classes(directory: str | Path) -> tuple[list[str], dict[str, int]]:

@@ -17,7 +17,7 @@ from rich.text import Text
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics.classification import MulticlassAccuracy
 
-from deepconv_cli.data.folder import ImageTree, check_tree
+from deepconv_cli.data.folder import ImageTree, check_tree, to_rgb
 from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
@@ -93,7 +93,7 @@ class RescaledImages(Dataset):
     def __getitem__(self, i: int) -> tuple[int, int, dict[int, torch.Tensor] | str]:
         path, label = self.tree.samples[self.indices[i]]
         try:
-            img = self.tree.loader(path).convert("RGB")
+            img = to_rgb(self.tree.loader(path))
         except (OSError, ValueError) as e:  # corrupt or truncated file: reported once, by the main process
             return i, label, f"cannot read image {path}: {e}"
         return i, label, {q: to_uint8_tensor(rescale_shorter(img, q)) for q in self.scales}

@@ -7,14 +7,10 @@ white); the camera's EXIF orientation is applied, so a portrait photo is classif
 import os
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from deepconv_cli.data.folder import IMAGE_EXTENSIONS
+from deepconv_cli.data.folder import IMAGE_EXTENSIONS, to_rgb
 from deepconv_cli.errors import usage
-
-HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
-ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
 def collect_images(paths: list[str]) -> list[Path]:
@@ -40,19 +36,6 @@ def _images_under(folder: Path) -> list[Path]:
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         images += [Path(root) / f for f in files if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
     return sorted(images)
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """An 8-bit RGB picture of any PIL image, upright."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode in HIGH_DEPTH:
-        values = np.asarray(img, dtype=np.float32)
-        top = 65535.0 if img.mode.startswith("I;16") else max(255.0, float(values.max()))
-        img = Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8))
-    if img.mode in ALPHA or "transparency" in img.info:
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return img.convert("RGB")
 
 
 def open_rgb(path: Path) -> Image.Image:
