@@ -112,3 +112,28 @@ def test_unreadable_val_image_fails_in_one_line_or_is_skipped_and_counted(traine
     assert deepconv([*common, "--skip-bad-images", "--json", str(out)]) == 0
     assert "skipping 2 unreadable image file(s)" in capsys.readouterr().err
     assert json.loads(out.read_text())[0]["images"] == good
+
+
+def test_an_ensemble_averages_the_posteriors_of_different_models(trained_ckpt, digits_dir, tmp_path):
+    """Model B always says "0" with certainty; averaged with A, "0" always wins, so the ensemble errs on every
+    image that is not a 0 — it would keep A's small error if the second model were ignored."""
+    import torch
+
+    from deepconv_cli.models.checkpoint import load_model, save_model_checkpoint
+
+    model, meta = load_model(trained_ckpt)
+    with torch.no_grad():
+        model.classifier.fc3.weight.zero_()
+        model.classifier.fc3.bias.zero_()
+        model.classifier.fc3.bias[0] = 100.0
+    certain_zero = tmp_path / "zero.ckpt"
+    save_model_checkpoint(certain_zero, model, meta)
+    out = tmp_path / "rows.json"
+    assert deepconv(["evaluate", "--ckpt", str(trained_ckpt), "--ckpt", str(certain_zero), "--data", str(digits_dir),
+                     "--method", "dense", "--scales", "36", "--batch-size", "1024", "--num-workers", "0",
+                     "--json", str(out)]) == 0
+    a, b, ensemble = json.loads(out.read_text())
+    not_zero = 100.0 * (VAL_IMAGES - len(list((digits_dir / "val" / "0").iterdir()))) / VAL_IMAGES
+    assert a["top1_error"] < 20.0
+    assert b["top1_error"] == pytest.approx(not_zero, abs=1e-3)
+    assert ensemble["model"] == "ensemble of 2" and ensemble["top1_error"] == pytest.approx(not_zero, abs=1e-3)
