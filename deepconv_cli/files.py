@@ -7,12 +7,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from deepconv_cli.errors import FAILURE, DeepconvError
+from deepconv_cli.errors import FAILURE, USAGE, DeepconvError
 
 
 class WriteError(DeepconvError, OSError):
     """A file could not be written (a folder in the way, no permission, disk full): one line, exit 1. Still an
     OSError, so callers that fall back to another location on OSError keep doing so."""
+
+
+def existing_file(path: str | Path, what: str) -> Path:
+    """`path` as a Path when it is a file; a one-line usage error (exit 2) naming `what` when it is not."""
+    path = Path(path)
+    if not path.exists():
+        raise DeepconvError(f"{what} not found: {path}", USAGE)
+    if path.is_dir():
+        raise DeepconvError(f"{what} path is a directory, not a file: {path}", USAGE)
+    return path
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from deepconv_cli.export.onnx_io import load_onnx
 from deepconv_cli.export.safetensors_io import load_safetensors_model
 from deepconv_cli.export.scores import Artefact
 from deepconv_cli.export.torchscript_io import load_torchscript
+from deepconv_cli.files import existing_file
 from deepconv_cli.models.checkpoint import ModelMeta, load_model
 from deepconv_cli.models.vgg import VGG
 
@@ -31,18 +32,9 @@ def artefact_kind(path: Path) -> str:
     return "checkpoint"
 
 
-def check_exists(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise usage(f"model file not found: {path}")
-    if path.is_dir():
-        raise usage(f"model path is a directory, not a file: {path}")
-    return path
-
-
 def load_network(path: str | Path) -> tuple[VGG, ModelMeta]:
     """A PyTorch network (eval mode) from a .ckpt or .safetensors: what export starts from."""
-    path = check_exists(path)
+    path = existing_file(path, "model file")
     kind = artefact_kind(path)
     if kind == "safetensors":
         return load_safetensors_model(path)
@@ -56,7 +48,7 @@ def load_artefact(path: str | Path, kind: str | None = None) -> Artefact:
 
     `kind` (checkpoint, torchscript, onnx or safetensors) overrides the detection, for files whose name says nothing (export's staged files).
     """
-    path = check_exists(path)
+    path = existing_file(path, "model file")
     kind = kind or artefact_kind(path)
     if kind == "onnx":
         return load_onnx(path)

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from deepconv_cli import __version__
-from deepconv_cli.errors import failure, usage
-from deepconv_cli.files import reason, staged_file
+from deepconv_cli.errors import failure
+from deepconv_cli.files import existing_file, reason, staged_file
 from deepconv_cli.models.vgg import VGG
 
 STATE_PREFIX = "model."
@@ -81,11 +81,7 @@ def save_model_checkpoint(path: str | Path, model: VGG, meta: ModelMeta) -> None
 
 def read_checkpoint(path: str | Path) -> dict:
     """The raw checkpoint dict, loaded without executing pickled code; user mistakes become one-line errors."""
-    path = Path(path)
-    if not path.exists():
-        raise usage(f"checkpoint not found: {path}")
-    if path.is_dir():
-        raise usage(f"checkpoint path is a directory, not a file: {path}")
+    path = existing_file(path, "checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, a pickle with foreign objects ...
