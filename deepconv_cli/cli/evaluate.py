@@ -15,23 +15,13 @@ from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.fusion import METHODS
 from deepconv_cli.evaluation.report import table, to_csv, to_json
 from deepconv_cli.evaluation.runner import evaluate
+from deepconv_cli.evaluation.scales import parse_scales
 from deepconv_cli.files import write_text_atomically
 
 EXAMPLES = """examples:
   deepconv evaluate --ckpt runs/vgg_d/best.ckpt --data /data/imagenet/val --method dense --scales 256,384,512
   deepconv evaluate --ckpt d.ckpt --ckpt e.ckpt --data val/ --method dense+multi-crop --json out.json
 """
-
-
-def scale_list(text: str) -> list[int]:
-    """'256,384,512' -> [256, 384, 512]."""
-    try:
-        scales = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 256,384,512, got {text!r}") from None
-    if not scales or min(scales) <= 0:
-        raise argparse.ArgumentTypeError(f"expected positive integers like 256,384,512, got {text!r}")
-    return scales
 
 
 def parser() -> OneLineParser:
@@ -45,7 +35,7 @@ def parser() -> OneLineParser:
                    help="a deepconv checkpoint; repeat for an ensemble (posteriors averaged)")
     p.add_argument("--data", required=True, metavar="DIR", help="the val/ folder, or a dataset root containing val/")
     p.add_argument("--method", choices=METHODS, default="dense", help="evaluation method (default: dense)")
-    p.add_argument("--scales", type=scale_list, metavar="Q,Q,...",
+    p.add_argument("--scales", type=parse_scales, metavar="Q,Q,...",
                    help="test scales Q (shorter side); default per checkpoint: S-32,S,S+32 for fixed S "
                    "(32 scaled by crop/224), Smin,mid,Smax for jittered S")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="skip the horizontally flipped views")

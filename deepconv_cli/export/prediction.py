@@ -7,6 +7,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from deepconv_cli.errors import usage
 from deepconv_cli.evaluation.dense import dense_posteriors, rescale_shorter, to_uint8_tensor
+from deepconv_cli.evaluation.scales import parse_scales
 from deepconv_cli.export.scores import Artefact
 from deepconv_cli.models.checkpoint import ModelMeta
 
@@ -16,12 +17,7 @@ def resolve_scales(meta: ModelMeta, scales: str | None) -> list[int]:
     crop = meta.crop_size
     if scales is None:
         return meta.default_test_scales()
-    try:
-        values = [int(s) for s in str(scales).split(",") if s.strip()]
-    except ValueError:
-        raise usage(f"--scales must be comma-separated integers such as 224,256, got {scales!r}") from None
-    if not values:
-        raise usage("--scales is empty")
+    values = parse_scales(scales)
     small = [q for q in values if q < crop]
     if small:
         raise usage(f"scale {small[0]} is smaller than this model's {crop}px crop; use scales >= {crop}")
