@@ -39,7 +39,7 @@ class Mapped:
     crop_size: int
 
 
-def conv_positions(arch: str) -> list[int]:
+def conv_feature_indices(arch: str) -> list[int]:
     """Index in deepconv's `features` Sequential of each convolution of `arch` (conv+ReLU take 2 slots)."""
     positions, index = [], 0
     for token in CONFIGS[arch]:
@@ -91,7 +91,7 @@ def map_state_dict(state: dict[str, torch.Tensor], source: str, arch: str = "aut
     }
     out: dict[str, torch.Tensor] = {}
     try:
-        for src, dst in zip(sources, conv_positions(arch)):
+        for src, dst in zip(sources, conv_feature_indices(arch)):
             out[f"features.{dst}.weight"] = state[f"features.{src}.weight"]
             out[f"features.{dst}.bias"] = state[f"features.{src}.bias"]
         for (name, shape), src in zip(head_shapes.items(), fc_names):
