@@ -109,3 +109,9 @@ def test_dropout_after_fc1_and_fc2_only_in_training():
     torch.testing.assert_close(model(x), model(x))
     model.train()
     assert not torch.equal(model(x), model(x))
+    # the randomness is in the head only: the conv trunk is deterministic in training mode, the one dropout
+    # module belongs to the classifier, and without it the head is deterministic too
+    torch.testing.assert_close(model.features(x), model.features(x), rtol=0, atol=0)
+    assert [name for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)] == ["classifier.dropout"]
+    model.classifier.dropout.p = 0.0
+    torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)
