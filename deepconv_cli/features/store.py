@@ -47,7 +47,7 @@ def read_features(path: str | Path) -> Features:
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not iterable
     except Exception as e:  # noqa: BLE001 - not safetensors, truncated, bad header ...
         raise failure(f"cannot read features file {path}: {reason(e, 120)}") from None
     if METADATA_KEY not in metadata or "descriptors" not in tensors or "labels" not in tensors:
