@@ -79,8 +79,9 @@ def features(
     """
     feats, computed = extract_features(data, out, ckpt, parse_scales(scales) if scales else None, aggregate, flip,
                                        raw_pixels, batch_size, chunk_size, num_workers, device, bf16)
-    print(f"{computed} chunk(s) of {chunk_size} images computed" + (" (the others were resumed)" if computed < -(
-        -len(feats.paths) // chunk_size) else ""))
+    chunks = -(-len(feats.paths) // chunk_size)
+    if computed < chunks:
+        print(f"resumed: {chunks - computed} of {chunks} chunks were already written, {computed} computed now")
     what = "raw pixels" if raw_pixels else " + ".join(f"VGG-{n['arch']}" for n in feats.settings["networks"])
     labels = f"{len(feats.classes)} classes" if feats.classes else "no labels"
     print(f"wrote {out}: {len(feats.paths)} images x {feats.dim} values ({what}, {aggregate}, {labels})")

@@ -74,7 +74,7 @@ def extract_features(
                 "data": str(images.root.resolve()), "version": __version__}
     store = ChunkStore(out, fingerprint({k: v for k, v in settings.items() if k != "version"}, images.paths),
                        chunk_size)
-    already = store.open()
+    store.open()
     chunks = math.ceil(len(images.paths) / chunk_size)
     todo = [k for k in range(chunks) if not store.done(k)]
     all_scales = sorted({q for _, qs in models for q in qs})
@@ -91,8 +91,6 @@ def extract_features(
             bar.advance(task, len(indices))
             if on_chunk:
                 on_chunk(k, path)
-    if already:
-        print(f"resumed: {chunks - len(todo)} of {chunks} chunks were already written in {store.dir}")
     feats = Features(store.gather(chunks, len(images.paths)), torch.tensor(images.labels), images.paths,
                      images.classes, settings)
     feats.settings["dim"] = feats.dim

@@ -72,9 +72,11 @@ class ChunkStore:
         self.dir = out.with_name(out.name + ".parts")
         self.print_, self.chunk_size = print_, chunk_size
 
-    def open(self) -> int:
-        """Create the folder, or check an existing one belongs to this run; returns how many chunks are done."""
+    def open(self) -> None:
+        """Create the folder, or check that an existing one belongs to this run (then its chunks are reused)."""
         settings = self.dir / SETTINGS_FILE
+        if self.dir.exists() and not any(self.dir.glob("chunk-*.safetensors")):
+            shutil.rmtree(self.dir)  # nothing to resume: start afresh whatever run left it
         if self.dir.exists():
             try:
                 found = json.loads(settings.read_text())
@@ -89,7 +91,6 @@ class ChunkStore:
                 stale.unlink(missing_ok=True)
         else:
             write_text_atomically(settings, json.dumps({**self.print_, "chunk_size": self.chunk_size}, indent=1))
-        return sum(1 for _ in self.dir.glob("chunk-*.safetensors"))
 
     def path(self, k: int) -> Path:
         return self.dir / f"chunk-{k:05d}.safetensors"
