@@ -84,7 +84,8 @@ def features(
         print(f"resumed: {chunks - computed} of {chunks} chunks were already written, {computed} computed now")
     what = "raw pixels" if raw_pixels else " + ".join(f"VGG-{n['arch']}" for n in feats.settings["networks"])
     labels = f"{len(feats.classes)} classes" if feats.classes else "no labels"
-    print(f"wrote {out}: {len(feats.paths)} images x {feats.dim} values ({what}, {aggregate}, {labels})")
+    how = what if raw_pixels else f"{what}, {aggregate}"
+    print(f"wrote {out}: {len(feats.paths)} images x {feats.dim} values ({how}, {labels})")
 
 
 def main(argv: list[str]) -> int:

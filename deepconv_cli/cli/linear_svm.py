@@ -1,6 +1,7 @@
 """`deepconv linear-svm`: linear SVMs on descriptor files (VGG paper, Appendix B), one table row per file."""
 
 import json
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -97,7 +98,8 @@ def show(rows: list[dict]) -> None:
         value = f"{r['mean']:.2f} ± {r['std']:.2f}" if len(r["per_split"]) > 1 else f"{r['mean']:.2f}"
         style = "bold" if r["mean"] == best and len(rows) > 1 else None
         cs = ",".join(f"{c:g}" for c in r["C"])
-        table.add_row(r["features"], r["descriptor"], str(r["dim"]), r["protocol"],
+        name = " -> ".join(Path(part).name for part in r["features"].split(" -> "))
+        table.add_row(name, r["descriptor"], str(r["dim"]), r["protocol"],
                       f"{r['train_images']} / {r['test_images']}", r["metric"], value, cs, style=style)
     console = Console()
     if not console.is_terminal:
