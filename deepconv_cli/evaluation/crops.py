@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from deepconv_cli.evaluation.dense import model_device
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 CROP_METHODS = ("multi-crop", "10-crop", "center")
 GRID = 5  # the paper's 5x5 regular grid per scale
@@ -48,7 +48,7 @@ def crop_views(image: torch.Tensor, method: str, crop: int, flip: bool = True) -
 
 @torch.inference_mode()
 def multiscale_crop_posteriors(
-    model: VGG,
+    model: Classifier,
     images: list[dict[int, torch.Tensor]],
     scales: list[int],
     method: str = "multi-crop",
@@ -60,7 +60,7 @@ def multiscale_crop_posteriors(
     `images[i][q]` is image i rescaled to shorter side q (uint8 CHW); crops run `batch_size` at a time.
     """
     device, crop = model_device(model), model.crop_size
-    total = torch.zeros(len(images), model.classifier.fc3.out_channels, device=device)
+    total = torch.zeros(len(images), model.num_classes, device=device)
     for q in scales:
         views = [crop_views(img[q], method, crop, flip) for img in images]
         per_image = views[0].shape[0]  # the same for every image of every shape

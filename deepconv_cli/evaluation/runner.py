@@ -24,7 +24,7 @@ from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
 from deepconv_cli.evaluation.fusion import FUSED, average, components, method_posteriors
 from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta, load_model
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Member:
     """One checkpoint of the evaluation: its network, metadata and test scales."""
 
     path: Path
-    model: VGG
+    model: Classifier
     meta: ModelMeta
     scales: list[int]
 

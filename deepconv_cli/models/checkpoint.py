@@ -13,7 +13,8 @@ import torch
 from deepconv_cli import __version__
 from deepconv_cli.errors import failure
 from deepconv_cli.files import existing_file, reason, staged_file
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
+from deepconv_cli.models.registry import build, resolve_arch
 
 STATE_PREFIX = "model."
 
@@ -27,7 +28,7 @@ class ModelMeta:
     classes: list[str]
     width: float = 1.0
     crop_size: int = 224
-    dropout: float = 0.5
+    dropout: float | None = 0.5
     # "mean_rgb": the paper's preprocessing, subtract `mean` (0..255) only; "imagenet_mean_std": imported
     # torchvision/timm weights, (x/255 - m)/s, stored here as mean = 255*m and scale = 1/(255*s).
     preprocessing: str = "mean_rgb"
@@ -39,6 +40,8 @@ class ModelMeta:
     # AlexNet PCA colour statistics of the training set (RGB in 0..1): eigenvalues and eigenvectors (columns)
     pca_eigval: list[float] = field(default_factory=list)
     pca_eigvec: list[list[float]] = field(default_factory=list)
+    # architecture-specific builder options (e.g. LeNet-5's activation), passed to the registry's builder
+    options: dict = field(default_factory=dict)
     version: str = __version__
 
     def to_dict(self) -> dict:
@@ -49,9 +52,14 @@ class ModelMeta:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
-    def build(self) -> VGG:
-        """An untrained network of this shape, input normalisation already set."""
-        model = VGG(self.arch, self.num_classes, self.width, self.crop_size, self.dropout)
+    def build(self) -> Classifier:
+        """An untrained network of this shape (through the registry), input normalisation already set."""
+        try:
+            arch = resolve_arch(self.arch)
+        except ValueError as e:
+            raise failure(f"this checkpoint's architecture is not available here: {e}") from None
+        model = build(arch, num_classes=self.num_classes, width=self.width, crop_size=self.crop_size,
+                      dropout=self.dropout, **self.options)
         model.normalize.set(self.mean, self.scale)
         return model
 
@@ -73,7 +81,7 @@ def atomic_save(obj: object, path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
-def save_model_checkpoint(path: str | Path, model: VGG, meta: ModelMeta) -> None:
+def save_model_checkpoint(path: str | Path, model: Classifier, meta: ModelMeta) -> None:
     """Write a minimal deepconv checkpoint (what `import` produces): weights and metadata, no training state."""
     state = {STATE_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_save({"state_dict": state, "deepconv": meta.to_dict()}, path)
@@ -91,7 +99,7 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def load_model(path: str | Path) -> tuple[VGG, ModelMeta]:
+def load_model(path: str | Path) -> tuple[Classifier, ModelMeta]:
     """The trained network (in eval mode, on CPU) and its metadata."""
     ckpt = read_checkpoint(path)
     meta = ModelMeta.from_dict(ckpt["deepconv"])
