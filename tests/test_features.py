@@ -20,6 +20,7 @@ from deepconv_cli.features.extract import extract_features
 from deepconv_cli.features.retrieval import query_descriptor
 from deepconv_cli.features.store import read_features
 from deepconv_cli.models.checkpoint import ModelMeta, load_model, save_model_checkpoint
+from deepconv_cli.models.registry import build, registry
 from deepconv_cli.models.vgg import VGG
 
 CLASSES = [str(i) for i in range(10)]
@@ -153,6 +154,29 @@ def test_similar_ranks_by_descriptor_and_writes_a_contact_sheet(net_ckpt, digits
     assert listed == [feats.paths[i] for i in nearest]
     with Image.open(sheet) as img:
         assert img.size == (5 * (128 + 4), 128 + 16)
+
+
+@pytest.mark.parametrize("arch", list(registry()))
+def test_every_registered_architecture_gives_descriptors(arch, tmp_path):
+    """The layer before the classifier of any network (FC2, or the pooled map of nets without FC layers)."""
+    torch.manual_seed(0)
+    width = 1.0 if arch == "lenet5" else 0.125  # LeNet-5's connection table fixes its width
+    model = build(arch, num_classes=2, width=width, init="glorot").eval()
+    crop = model.crop_size
+    meta = ModelMeta(arch=arch, num_classes=2, classes=["a", "b"], width=width, crop_size=crop, dropout=None, s_min=crop,
+                     s_max=crop)
+    save_model_checkpoint(tmp_path / "m.ckpt", model, meta)
+    for c in "ab":
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(noise(crop // 2, crop // 2 + 3, seed=i + ord(c)).permute(1, 2, 0).numpy()).save(
+                tmp_path / "data" / c / f"{i}.png")
+    with torch.no_grad():
+        d = model.descriptor_map(torch.zeros(1, 3, crop, crop)).shape[1]
+    feats, _ = extract_features(tmp_path / "data", tmp_path / "f.safetensors", [str(tmp_path / "m.ckpt")],
+                                [crop, crop + 16], "stack", progress=False)
+    assert feats.descriptors.shape == (4, 2 * d) and feats.labels.tolist() == [0, 0, 1, 1]
+    assert torch.allclose(feats.descriptors.norm(dim=1), torch.ones(4), atol=1e-5)
 
 
 def bad(capsys, *argv) -> tuple[int, str]:

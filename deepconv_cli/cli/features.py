@@ -8,6 +8,7 @@ from typing import Literal
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.evaluation.scales import parse_scales
 from deepconv_cli.features.extract import extract_features
+from deepconv_cli.features.protocol import net_name
 
 ALIASES = {"--no-flip": "--flip=false", "--bf16": "--bf16=true"}
 
@@ -82,7 +83,7 @@ def features(
     chunks = -(-len(feats.paths) // chunk_size)
     if computed < chunks:
         print(f"resumed: {chunks - computed} of {chunks} chunks were already written, {computed} computed now")
-    what = "raw pixels" if raw_pixels else " + ".join(f"VGG-{n['arch']}" for n in feats.settings["networks"])
+    what = "raw pixels" if raw_pixels else " + ".join(net_name(n["arch"]) for n in feats.settings["networks"])
     labels = f"{len(feats.classes)} classes" if feats.classes else "no labels"
     how = what if raw_pixels else f"{what}, {aggregate}"
     print(f"wrote {out}: {len(feats.paths)} images x {feats.dim} values ({how}, {labels})")

@@ -5,19 +5,16 @@ from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from deepconv_cli.models.interface import Classifier
 
 AGGREGATES = ("average", "stack")
 
 
-def descriptor_map(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(N, D, h, w): the layer before the classifier, after its ReLU, applied densely (VGG: FC2 as a 1x1 conv).
-
-    The one place that knows how to reach that layer; every other function here goes through it.
-    """
-    head = model.classifier
-    features = model.features(model.normalize(x))
-    return F.relu(head.fc2(F.relu(head.fc1(features))))
+def descriptor_map(model: Classifier, x: torch.Tensor) -> torch.Tensor:
+    """(N, D, h, w): the layer before the classifier, after its non-linearity, applied densely (VGG: FC2 as a
+    1x1 convolution; networks without FC layers: the map that feeds the classifier layer)."""
+    return model.descriptor_map(x)
 
 
 def l2_normalise(x: torch.Tensor) -> torch.Tensor:
@@ -26,7 +23,7 @@ def l2_normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def pooled_descriptors(model: nn.Module, batch: torch.Tensor, flip: bool = True, bf16: bool = False) -> torch.Tensor:
+def pooled_descriptors(model: Classifier, batch: torch.Tensor, flip: bool = True, bf16: bool = False) -> torch.Tensor:
     """(N, D) float32 of a batch of same-size 0..255 images: the descriptor map averaged over all positions, then
     averaged with the horizontally flipped image's (when `flip`)."""
     x = batch.float()
@@ -39,7 +36,7 @@ def pooled_descriptors(model: nn.Module, batch: torch.Tensor, flip: bool = True,
 
 
 def model_descriptors(
-    model: nn.Module,
+    model: Classifier,
     images: list[dict[int, torch.Tensor]],
     scales: list[int],
     aggregate: str = "average",
@@ -73,7 +70,7 @@ def model_descriptors(
 
 
 def fused_descriptors(
-    models: list[tuple[nn.Module, list[int]]],
+    models: list[tuple[Classifier, list[int]]],
     images: list[dict[int, torch.Tensor]],
     aggregate: str = "average",
     flip: bool = True,
