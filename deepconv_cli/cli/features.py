@@ -8,7 +8,7 @@ from typing import Literal
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.evaluation.scales import parse_scales
 from deepconv_cli.features.extract import extract_features
-from deepconv_cli.features.protocol import net_name
+from deepconv_cli.features.store import net_name
 
 ALIASES = {"--no-flip": "--flip=false", "--bf16": "--bf16=true"}
 

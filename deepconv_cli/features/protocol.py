@@ -7,7 +7,7 @@ import numpy as np
 
 from deepconv_cli.errors import usage
 from deepconv_cli.features.labels import label_matrix, label_names
-from deepconv_cli.features.store import Features
+from deepconv_cli.features.store import Features, describe
 from deepconv_cli.features.svm import (
     C_GRID,
     fit_multi_label,
@@ -48,20 +48,6 @@ class SvmResult:
                 "metric": self.metric, "mean": round(100 * self.mean, 3), "std": round(100 * self.std, 3),
                 "per_split": [round(100 * s, 3) for s in self.scores], "C": self.c_values,
                 "train_images": self.train_images, "test_images": self.test_images}
-
-
-def net_name(arch: str) -> str:
-    """`VGG-D` for the VGG table's one-letter configurations, the registry name (`googlenet`) for the others."""
-    return f"VGG-{arch}" if arch[:1] in "ABCDE" and arch[:1].isupper() else arch
-
-
-def describe(feats: Features) -> str:
-    """What made the descriptors, from the file's settings: `VGG-A w0.125 Q=32,36 average` or `raw pixels 8x8`."""
-    s = feats.settings
-    if s.get("raw_pixels"):
-        return f"raw pixels {s['raw_pixels']}x{s['raw_pixels']}"
-    nets = " + ".join(f"{net_name(n['arch'])} w{n['width']:g} Q={','.join(map(str, n['scales']))}" for n in s["networks"])
-    return f"{nets} {s['aggregate']}" + ("" if s.get("flip", True) else " no-flip")
 
 
 def single_labels(feats: Features, name: str) -> np.ndarray:

@@ -33,6 +33,20 @@ class Features:
         return int(self.descriptors.shape[1])
 
 
+def net_name(arch: str) -> str:
+    """`VGG-D` for the VGG table's one-letter configurations, the registry name (`googlenet`) for the others."""
+    return f"VGG-{arch}" if arch[:1] in "ABCDE" and arch[:1].isupper() else arch
+
+
+def describe(feats: Features) -> str:
+    """What made the descriptors, from the file's settings: `VGG-A w0.125 Q=32,36 average` or `raw pixels 8x8`."""
+    s = feats.settings
+    if s.get("raw_pixels"):
+        return f"raw pixels {s['raw_pixels']}x{s['raw_pixels']}"
+    nets = " + ".join(f"{net_name(n['arch'])} w{n['width']:g} Q={','.join(map(str, n['scales']))}" for n in s["networks"])
+    return f"{nets} {s['aggregate']}" + ("" if s.get("flip", True) else " no-flip")
+
+
 def write_features(path: str | Path, feats: Features) -> None:
     """The whole file or nothing (staged next to `path`, then renamed)."""
     meta = {"paths": feats.paths, "classes": feats.classes, "settings": feats.settings}
