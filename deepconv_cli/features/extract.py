@@ -70,7 +70,7 @@ def extract_features(
     images = list_images(data)
     dev = pick_device(device)
     models, described = load_networks(ckpts, scales, dev) if ckpts else ([], [])
-    settings = {"networks": described, "aggregate": aggregate, "flip": flip, "raw_pixels": raw_pixels,
+    settings = {"networks": described, "aggregate": aggregate, "flip": flip, "raw_pixels": raw_pixels, "bf16": bf16,
                 "data": str(images.root.resolve()), "version": __version__}
     store = ChunkStore(out, fingerprint({k: v for k, v in settings.items() if k != "version"}, images.paths),
                        chunk_size)
