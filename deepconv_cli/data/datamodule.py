@@ -33,6 +33,9 @@ class ImageFolderData(L.LightningDataModule):
             Default: batch_size divided by the number of devices.
         num_workers: loader processes per device.
         flip: random horizontal flips of training crops.
+        center_square: take training crops from the central S x S square of the rescaled image only (AlexNet
+            section 2: "rescaled the image such that the shorter side was of length 256, and then cropped out
+            the central 256x256 patch"); off for VGG, whose crops come from the whole rescaled image.
         pca_std: standard deviation of AlexNet's PCA colour-shift coefficients (0 disables the shift).
         stats_max_images: images used for mean RGB / PCA statistics (evenly spaced over the sorted train set).
         skip_bad_images: leave out files that do not decode as images (and say how many) instead of stopping
@@ -50,6 +53,7 @@ class ImageFolderData(L.LightningDataModule):
         micro_batch_size: int | None = None,
         num_workers: int = 4,
         flip: bool = True,
+        center_square: bool = False,
         pca_std: float = 0.1,
         stats_max_images: int = 10000,
         skip_bad_images: bool = False,
@@ -72,6 +76,7 @@ class ImageFolderData(L.LightningDataModule):
         self.batch_size, self.micro_batch_size = batch_size, micro_batch_size
         self.per_device_batch = micro_batch_size or batch_size
         self.num_workers, self.flip, self.pca_std = num_workers, flip, pca_std
+        self.center_square = center_square
         self.stats_max_images = stats_max_images
         self.skip_bad_images = skip_bad_images
         self.stats: dict | None = None
@@ -90,7 +95,8 @@ class ImageFolderData(L.LightningDataModule):
         self.train_set, self.val_set = self._build()
 
     def _build(self) -> tuple[ImageTree, ImageTree]:
-        train = ImageTree(self.root / "train", train_transform(self.s_min, self.s_max, self.crop_size, self.flip))
+        train = ImageTree(self.root / "train", train_transform(self.s_min, self.s_max, self.crop_size, self.flip,
+                                                                 self.center_square))
         val = ImageTree(self.root / "val", val_transform(self.test_scale, self.crop_size))
         self._drop_bad_images(train, val)
         if len(train) == 0 or len(val) == 0:

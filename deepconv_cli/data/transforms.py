@@ -96,21 +96,25 @@ def resized_crop_uint8(img: Image.Image, short_side: float, crop: int, left: flo
 
 
 class ScaleJitterCrop:
-    """Shorter side to S ~ U{s_min..s_max}, then a uniformly placed crop x crop window (train).
+    """Shorter side to S ~ U{s_min..s_max}, then a uniformly placed crop x crop window (train); with `square`, the
+    window lies in the central S x S square (AlexNet's 256 x 256 patch).
 
     Returns a PIL image, or a uint8 CHW tensor made by the faster `resized_crop_uint8` when `as_tensor`.
     """
 
-    def __init__(self, s_min: int, s_max: int, crop: int, as_tensor: bool = False) -> None:
+    def __init__(self, s_min: int, s_max: int, crop: int, as_tensor: bool = False, square: bool = False) -> None:
         if not crop <= s_min <= s_max:
             raise ValueError(f"need crop <= s_min <= s_max, got crop={crop}, s_min={s_min}, s_max={s_max}")
-        self.s_min, self.s_max, self.crop, self.as_tensor = s_min, s_max, crop, as_tensor
+        self.s_min, self.s_max, self.crop, self.as_tensor, self.square = s_min, s_max, crop, as_tensor, square
 
     def params(self, size: tuple[int, int]) -> tuple[int, float, float]:
         """(S, left, top) in S-space for an image of `size` = (w, h)."""
         w, h = size
         s = random.randint(self.s_min, self.s_max)
         sw, sh = w * s / min(w, h), h * s / min(w, h)
+        if self.square:
+            x0, y0 = int((sw - s) / 2), int((sh - s) / 2)
+            return s, x0 + random.randint(0, s - self.crop), y0 + random.randint(0, s - self.crop)
         return s, random.randint(0, int(sw) - self.crop), random.randint(0, int(sh) - self.crop)
 
     def __call__(self, img: Image.Image) -> Image.Image | torch.Tensor:
@@ -136,9 +140,9 @@ class CenterCropAt:
         return crop(img, self.q, self.crop, (sw - self.crop) / 2, (sh - self.crop) / 2)
 
 
-def train_transform(s_min: int, s_max: int, crop: int, flip: bool = True) -> v2.Compose:
+def train_transform(s_min: int, s_max: int, crop: int, flip: bool = True, square: bool = False) -> v2.Compose:
     """A lazily opened PIL image -> a uint8 (3, crop, crop) scale-jittered, randomly flipped training crop."""
-    steps = [ScaleJitterCrop(s_min, s_max, crop, as_tensor=True)]
+    steps = [ScaleJitterCrop(s_min, s_max, crop, as_tensor=True, square=square)]
     return v2.Compose(steps + ([v2.RandomHorizontalFlip()] if flip else []))
 
 

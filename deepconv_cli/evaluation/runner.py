@@ -194,7 +194,8 @@ def chunk_posteriors(
     for i, m in enumerate(members):
         for s in singles:
             start = time.perf_counter()
-            out[str(i), s] = method_posteriors(m.model, images, m.scales, s, flip, batch_size).cpu()  # waits for GPU
+            out[str(i), s] = method_posteriors(m.model, images, m.scales, s, flip, batch_size,
+                                               m.meta.center_square).cpu()  # waits for GPU
             if seconds is not None:
                 seconds[i, s] = seconds.get((i, s), 0.0) + time.perf_counter() - start
         if method == FUSED:

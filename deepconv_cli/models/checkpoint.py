@@ -37,6 +37,8 @@ class ModelMeta:
     # training scale S: fixed when s_min == s_max, jittered in [s_min, s_max] otherwise
     s_min: int = 256
     s_max: int = 256
+    # trained on crops of the central S x S square (AlexNet): 10-crop / multi-crop then use that square too
+    center_square: bool = False
     # AlexNet PCA colour statistics of the training set (RGB in 0..1): eigenvalues and eigenvectors (columns)
     pca_eigval: list[float] = field(default_factory=list)
     pca_eigvec: list[list[float]] = field(default_factory=list)

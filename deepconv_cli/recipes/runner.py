@@ -33,7 +33,7 @@ import yaml
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.files import reason, write_text_atomically
 
-COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict")
+COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict", "compare")
 TRAINING = ("train", "fine-tune")
 DONE = ".stage-done"
 
