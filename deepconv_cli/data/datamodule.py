@@ -5,17 +5,28 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
 from deepconv_cli.data.distributed import UnpaddedDistributedSampler
-from deepconv_cli.data.folder import ImageTree, check_tree
+from deepconv_cli.data.folder import ImageTree, check_tree, warn_skipped_links
 from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.data.stats import STATS_FILE, load_or_compute
 from deepconv_cli.data.transforms import train_transform, val_transform
 from deepconv_cli.errors import failure, usage
 
 PARALLEL_SCAN_MIN = 2000  # below this many unscanned files, decoding in-process beats starting a pool
+AT_LEAST = {"s_min": 1, "s_max": 1, "crop_size": 1, "test_scale": 1, "batch_size": 1, "micro_batch_size": 1,
+            "num_workers": 0, "pca_std": 0, "stats_max_images": 0}
+
+
+def check_ranges(values: dict) -> None:
+    """The typed signature's ranges again, for callers that build the data module in Python (one line, exit 2)."""
+    for name, low in AT_LEAST.items():
+        value = values.get(name)
+        if value is not None and not value >= low:
+            raise usage(f"data.{name} must be {'positive' if low else 'at least 0'}, got {value}")
 
 
 class ImageFolderData(L.LightningDataModule):
@@ -42,19 +53,20 @@ class ImageFolderData(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str,
-        s_min: int = 256,
-        s_max: int = 256,
-        crop_size: int = 224,
-        test_scale: int | None = None,
-        batch_size: int = 256,
-        micro_batch_size: int | None = None,
-        num_workers: int = 4,
+        s_min: PositiveInt = 256,
+        s_max: PositiveInt = 256,
+        crop_size: int = 224,  # plain int: it is linked to model.crop_size (checked in check_ranges)
+        test_scale: PositiveInt | None = None,
+        batch_size: PositiveInt = 256,
+        micro_batch_size: PositiveInt | None = None,
+        num_workers: NonNegativeInt = 4,
         flip: bool = True,
-        pca_std: float = 0.1,
-        stats_max_images: int = 10000,
+        pca_std: NonNegativeFloat = 0.1,
+        stats_max_images: NonNegativeInt = 10000,
         skip_bad_images: bool = False,
     ) -> None:
         super().__init__()
+        check_ranges(locals())
         self.root = Path(data_dir)
         if not self.root.is_dir():
             raise usage(f"data_dir not found: {self.root} (expected a folder with train/ and val/)")
@@ -95,6 +107,11 @@ class ImageFolderData(L.LightningDataModule):
         self._drop_bad_images(train, val)
         if len(train) == 0 or len(val) == 0:
             raise usage(f"no images found under {self.root}/train or {self.root}/val")
+        if self.batch_size > len(train):
+            raise usage(
+                f"data.batch_size {self.batch_size} is larger than the {len(train)} training images: no full batch,"
+                f" nothing would be trained; use --data.batch_size {len(train)} or less"
+            )
         if self.stats is None:
             files = [path for path, _ in train.samples]
             self.stats = load_or_compute(files, self.root / "train" / STATS_FILE, self.run_dir, self.stats_max_images)
@@ -108,6 +125,8 @@ class ImageFolderData(L.LightningDataModule):
         workers = self.num_workers if len(files) >= PARALLEL_SCAN_MIN else 0
         _, bad = scan_images(files, cache, workers=workers, progress=rank_zero_only.rank == 0)
         report = not self._reported and rank_zero_only.rank == 0
+        if report:
+            warn_skipped_links(train.skipped_links + val.skipped_links)
         if bad and not self.skip_bad_images:
             if report:
                 for item in bad:
