@@ -117,6 +117,12 @@ def remove_stale_temp_files(folder: str | Path) -> list[Path]:
     return removed
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -17,7 +17,6 @@ Two implementations of the same crop:
   a full decode in libjpeg-turbo, so they are not used. `deepconv benchmark loader` measures the result.
 """
 
-import math
 import random
 
 import numpy as np
