@@ -77,14 +77,17 @@ class ImageFolderData(L.LightningDataModule):
             raise usage(f"train/ and val/ have different classes (differing: {', '.join(missing[:5])})")
         if not crop_size <= s_min <= s_max:
             raise usage(f"need crop_size <= s_min <= s_max, got {crop_size}, {s_min}, {s_max}")
-        self.s_min, self.s_max, self.crop_size = s_min, s_max, crop_size
-        self.test_scale = test_scale or (s_min + s_max) // 2
+        # plain numbers from here on: jsonargparse's PositiveInt would reach checkpoints, which then no longer
+        # load with torch.load(weights_only=True)
+        self.s_min, self.s_max, self.crop_size = int(s_min), int(s_max), int(crop_size)
+        self.test_scale = int(test_scale or (s_min + s_max) // 2)
         if self.test_scale < crop_size:
             raise usage(f"test_scale {self.test_scale} is smaller than crop_size {crop_size}")
-        self.batch_size, self.micro_batch_size = batch_size, micro_batch_size
-        self.per_device_batch = micro_batch_size or batch_size
-        self.num_workers, self.flip, self.pca_std = num_workers, flip, pca_std
-        self.stats_max_images = stats_max_images
+        self.batch_size = int(batch_size)
+        self.micro_batch_size = None if micro_batch_size is None else int(micro_batch_size)
+        self.per_device_batch = self.micro_batch_size or self.batch_size
+        self.num_workers, self.flip, self.pca_std = int(num_workers), flip, float(pca_std)
+        self.stats_max_images = int(stats_max_images)
         self.skip_bad_images = skip_bad_images
         self.stats: dict | None = None
         self.run_dir: Path | None = None  # where caches go when data_dir is read-only (set by the CLI)

@@ -12,17 +12,18 @@ from deepconv_cli.errors import usage
 __all__ = ["IMAGE_EXTENSIONS", "ImageTree", "check_tree", "collect_images", "find_classes", "open_lazily", "to_rgb", "walk_images"]
 
 
-def walk_images(folder: str | Path) -> tuple[list[str], list[str]]:
+def walk_images(folder: str | Path, seen: set[str] | None = None) -> tuple[list[str], list[str]]:
     """Image files under `folder`, sorted, following symlinks but never entering a folder twice (a link back to
     an ancestor would otherwise repeat the data without end); hidden entries skipped. Returns (files, skipped):
-    the folder links that were not followed because their target was already visited."""
+    the folder links that were not followed because their target was already visited. `seen` (real paths)
+    is shared by the walks of one tree, pre-filled with its root and class folders."""
     files: list[str] = []
     skipped: list[str] = []
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
 
-    def visit(path: str) -> None:
+    def visit(path: str, start: bool = False) -> None:
         real = os.path.realpath(path)
-        if real in seen:
+        if real in seen and not start:
             skipped.append(path)
             return
         seen.add(real)
@@ -42,7 +43,7 @@ def walk_images(folder: str | Path) -> tuple[list[str], list[str]]:
             elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
                 files.append(entry.path)
 
-    visit(str(folder))
+    visit(str(folder), start=True)
     files.sort(key=lambda p: (os.path.dirname(p), os.path.basename(p)))  # torchvision's order
     return files, skipped
 
@@ -105,8 +106,10 @@ class ImageTree(ImageFolder):
         """(path, class index) of every image, symlinks followed without loops (see `walk_images`)."""
         samples: list[tuple[str, int]] = []
         self.skipped_links: list[str] = []
-        for name in sorted(class_to_idx):
-            files, skipped = walk_images(os.path.join(directory, name))
+        folders = {name: os.path.join(directory, name) for name in sorted(class_to_idx)}
+        seen = {os.path.realpath(p) for p in [directory, *folders.values()]}
+        for name, folder in folders.items():
+            files, skipped = walk_images(folder, seen)
             samples += [(path, class_to_idx[name]) for path in files]
             self.skipped_links += skipped
         return samples
