@@ -190,3 +190,14 @@ def test_a_dangling_symlink_under_val_is_skipped_on_request(digits_dir, tiny_ckp
     assert deepconv(evaluate(tiny_ckpt, root / "val")) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dangling symlink" in err[0]
+
+
+def test_a_large_exif_rotated_jpeg_trains_upright_at_reduced_decoding_size(tmp_path):
+    pic = np.kron(upright(), np.ones((4, 4, 1), np.uint8))  # 384 x 320 upright; S = 80 decodes it at 1/4 size
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.rot90(pic, 1)).save(tmp_path / "big.jpg", quality=95, exif=exif)
+    train_x = val_transform(H, H)(open_lazily(tmp_path / "big.jpg")).float()
+    eval_x = to_uint8_tensor(rescale_shorter(open_rgb(tmp_path / "big.jpg"), H)).float()
+    left = (W - H) // 2
+    assert (train_x - eval_x[:, :, left:left + H]).abs().mean() < 4  # the same picture, upright in both

@@ -158,3 +158,19 @@ def test_dry_run_prints_whole_commands_a_user_can_paste(small_tree, tmp_path, ca
     stage = load_recipe(recipe).stages[0]
     assert commands == [shlex.join(["deepconv", *load_recipe(recipe).argv(stage)])]
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_fine_tune_run_records_its_init_checkpoint_in_config_yaml(small_tree, tmp_path):
+    from deepconv_cli.models.checkpoint import ModelMeta, save_model_checkpoint
+
+    meta = ModelMeta("A", 10, [str(c) for c in range(10)], width=0.125, crop_size=32, s_min=36, s_max=36)
+    source = tmp_path / "a.ckpt"
+    save_model_checkpoint(source, meta.build(), meta)
+    run_dir = tmp_path / "d"
+    assert deepconv(["fine-tune", "-c", str(QUICKSTART_A), "--init-from", str(source), "--model.arch=D",
+                     f"--data.data_dir={small_tree}", f"--trainer.default_root_dir={run_dir}", "--data.batch_size=20",
+                     "--data.num_workers=0", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"]) == 0
+    import yaml
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["init_from"] == str(source) and config["model"]["arch"] == "D"

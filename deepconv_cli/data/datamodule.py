@@ -110,11 +110,6 @@ class ImageFolderData(L.LightningDataModule):
         self._drop_bad_images(train, val)
         if len(train) == 0 or len(val) == 0:
             raise usage(f"no images found under {self.root}/train or {self.root}/val")
-        if self.batch_size > len(train):
-            raise usage(
-                f"data.batch_size {self.batch_size} is larger than the {len(train)} training images: no full batch,"
-                f" nothing would be trained; use --data.batch_size {len(train)} or less"
-            )
         if self.stats is None:
             files = [path for path, _ in train.samples]
             self.stats = load_or_compute(files, self.root / "train" / STATS_FILE, self.run_dir, self.stats_max_images)
@@ -161,6 +156,11 @@ class ImageFolderData(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.batch_size > len(self.train_set):  # drop_last would leave no batch: an epoch that trains nothing
+            raise usage(
+                f"data.batch_size {self.batch_size} is larger than the {len(self.train_set)} training images: no full"
+                f" batch, nothing would be trained; use --data.batch_size {len(self.train_set)} or less"
+            )
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:

@@ -46,8 +46,9 @@ def _reduction(img: Image.Image, target_short: float) -> int:
 def _decode(img: Image.Image, target_short: float) -> tuple[Image.Image, float]:
     """Upright RGB picture through the one reader (`to_rgb`), decoded at reduced size when a JPEG shrinks >= 2x;
     returns it and its scale to the original."""
+    width = oriented_size(img)[0]  # before decoding: a JPEG draft changes img.size
     rgb = decode_rgb(img, _reduction(img, target_short))
-    return rgb, rgb.size[0] / oriented_size(img)[0]
+    return rgb, rgb.size[0] / width
 
 
 def _decode_uint8(img: Image.Image, target_short: float) -> tuple[torch.Tensor, float]:
