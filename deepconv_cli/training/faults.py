@@ -98,8 +98,9 @@ def checkpoint_problem(path: Path) -> str | None:
 def resume_checkpoint(run_dir: Path, report: bool = True) -> Path | None:
     """The checkpoint a re-run continues from: the first complete one of last, last.prev, best (None: start).
 
-    Temporary files that a killed writer left in the run directory are removed first."""
-    if run_dir.is_dir():
+    Temporary files that a killed writer left in the run directory are removed first (by the process that
+    reports, rank 0: the one that writes checkpoints)."""
+    if report and run_dir.is_dir():
         remove_stale_temp_files(run_dir)
     last = run_dir / "last.ckpt"
     for candidate in (last, backup_path(last), run_dir / "best.ckpt"):
