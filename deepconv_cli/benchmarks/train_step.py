@@ -115,7 +115,8 @@ def benchmark_train(
     for _ in range(runs):
         torch.manual_seed(0)
         raw.append(raw_loop(build(arch, num_classes=classes, width=width, crop_size=crop), loader, device, warmup))
-        light.append(lightning_loop(_module(arch, width, crop, classes, channels_last=False), loader, device, warmup))
+        plain = _module(arch, width, crop, classes, channels_last=False, compile=False)
+        light.append(lightning_loop(plain, loader, device, warmup))
     results = [
         Comparison(
             name="train step", unit="ms per step", ours=1000 * median(light), baseline=1000 * median(raw),
@@ -136,7 +137,8 @@ def _options(arch, width, crop, classes, batch_size, steps, runs, device, compil
     for _ in range(runs):
         module = _module(arch, width, crop, classes, channels_last=True, compile=compile)
         fast.append(lightning_loop(module, loader, device, warmup, fast_precision))
-        plain.append(lightning_loop(_module(arch, width, crop, classes, channels_last=False), loader, device, warmup))
+        baseline = _module(arch, width, crop, classes, channels_last=False, compile=False)
+        plain.append(lightning_loop(baseline, loader, device, warmup))
     flops = 3 * forward_flops(arch, crop, width, classes)  # forward + backward ~ 3 forward passes
     rate = batch_size / median(fast)
     extra = {"precision": fast_precision, "batch size": batch_size, "device": str(device),

@@ -8,12 +8,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from deepconv_cli.data.folder import ImageTree, find_classes, open_lazily, to_rgb
+from deepconv_cli.data.folder import ImageTree, collect_images, find_classes
+from deepconv_cli.data.images import READ_ERRORS, open_rgb, why_unreadable
 from deepconv_cli.errors import usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
-from deepconv_cli.export.images import collect_images
-
-UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
 @dataclass
@@ -62,13 +60,13 @@ class ScaledImages(Dataset):
         index = self.indices[i]
         path = self.images.root / self.images.paths[index]
         try:
-            img = to_rgb(open_lazily(str(path)))
+            img = open_rgb(path)
             if self.raw_size:
                 size = (self.raw_size, self.raw_size)
                 return index, {0: to_uint8_tensor(img.resize(size, Image.Resampling.BILINEAR))}
             return index, {q: to_uint8_tensor(rescale_shorter(img, q)) for q in self.scales}
-        except UNREADABLE as e:
-            return index, f"cannot read image {path}: {type(e).__name__}: {' '.join(str(e).split())[:120]}"
+        except READ_ERRORS as e:
+            return index, f"cannot read image {path}: {why_unreadable(path, e)}"
 
 
 def keep_as_list(batch: list) -> list:

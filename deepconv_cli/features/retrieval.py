@@ -6,14 +6,13 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
+from deepconv_cli.data.images import READ_ERRORS, open_rgb, why_unreadable
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
 from deepconv_cli.evaluation.runner import pick_device
-from deepconv_cli.export.images import open_rgb
 from deepconv_cli.features.descriptors import fused_descriptors, raw_pixel_descriptors
-from deepconv_cli.features.images import UNREADABLE
 from deepconv_cli.features.store import Features
-from deepconv_cli.files import reason, staged_file
+from deepconv_cli.files import staged_file
 from deepconv_cli.models.checkpoint import load_model
 
 
@@ -23,8 +22,8 @@ def read_query(path: str | Path) -> Image.Image:
         raise usage(f"query image not found: {path}")
     try:
         return open_rgb(path)
-    except UNREADABLE as e:
-        raise failure(f"cannot read query image {path}: {reason(e, 100)}") from None
+    except READ_ERRORS as e:
+        raise failure(f"cannot read query image {path}: {why_unreadable(path, e)}") from None
 
 
 def query_descriptor(feats: Features, img: Image.Image, device: str = "auto") -> torch.Tensor:
@@ -84,7 +83,7 @@ def contact_sheet(path: str | Path, query: Image.Image, feats: Features, hits: l
         name = feats.classes[label] if label >= 0 else Path(feats.paths[i]).name
         try:
             img = open_rgb(root / feats.paths[i])
-        except UNREADABLE:
+        except READ_ERRORS:
             img = Image.new("RGB", (size, size), "grey")
         tiles.append(tile(img, size, f"{name} {distance:.2f}"))
     sheet = Image.new("RGB", (len(tiles) * (size + 4), size + 16), "white")

@@ -5,6 +5,8 @@ A deepconv checkpoint is a Lightning checkpoint whose `state_dict` holds the net
 training, so evaluate / export / predict / fine-tune need no second config.
 """
 
+import pickle
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -37,6 +39,8 @@ class ModelMeta:
     # training scale S: fixed when s_min == s_max, jittered in [s_min, s_max] otherwise
     s_min: int = 256
     s_max: int = 256
+    # trained on crops of the central S x S square (AlexNet): 10-crop / multi-crop then use that square too
+    center_square: bool = False
     # AlexNet PCA colour statistics of the training set (RGB in 0..1): eigenvalues and eigenvectors (columns)
     pca_eigval: list[float] = field(default_factory=list)
     pca_eigvec: list[list[float]] = field(default_factory=list)
@@ -87,13 +91,50 @@ def save_model_checkpoint(path: str | Path, model: Classifier, meta: ModelMeta) 
     atomic_save({"state_dict": state, "deepconv": meta.to_dict()}, path)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint dict, loaded without executing pickled code; user mistakes become one-line errors."""
-    path = existing_file(path, "checkpoint")
+def _foreign_kind(path: Path) -> str | None:
+    """What a file that is no torch checkpoint looks like (an export deepconv wrote, ...), from its first bytes."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, a pickle with foreign objects ...
-        raise failure(f"cannot read checkpoint {path}: {reason(e)}") from None
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return None
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (OSError, zipfile.BadZipFile):
+            return None
+        return "a TorchScript export" if any(n.endswith("constants.pkl") or "/code/" in n for n in names) else None
+    if path.suffix.lower() == ".onnx" or head[:1] == b"\x08" and b"\x12" in head[:16]:
+        return "an ONNX export"
+    if path.suffix.lower() == ".safetensors" or len(head) > 9 and head[8:10] == b'{"':
+        return "a safetensors file"
+    return None
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, loaded without executing pickled code; user mistakes become one-line errors.
+
+    Never suggests loading with pickled code enabled: a file that holds other pickled objects is refused as
+    unsafe, and an export (ONNX, TorchScript, safetensors) is named as such with what to pass instead."""
+    path = existing_file(path, "checkpoint")
+    kind = _foreign_kind(path)
+    if kind:
+        raise failure(f"{path} is {kind}, not a deepconv checkpoint: `deepconv predict --ckpt` reads it as it is; "
+                      "evaluate, fine-tune and export need the .ckpt it came from (RUN_DIR/best.ckpt)")
+    try:
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not for deepconv's users
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise failure(f"{path} is not a deepconv checkpoint and is unsafe to load: it holds pickled Python objects "
+                      "beyond tensors and plain values, which could run code; pass a .ckpt written by deepconv "
+                      "train / fine-tune, or turn plain weights into one with `deepconv import`") from None
+    except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file ...
+        detail = "" if "weights_only" in str(e) else f" ({reason(e)})"
+        raise failure(f"cannot read checkpoint {path}: truncated, damaged or not a checkpoint{detail}") from None
     if not isinstance(ckpt, dict) or "deepconv" not in ckpt or "state_dict" not in ckpt:
         raise failure(f"{path} is not a deepconv checkpoint (no 'deepconv' metadata); see `deepconv import`")
     return ckpt

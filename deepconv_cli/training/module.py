@@ -1,6 +1,7 @@
 """ClassifierModule: any registered network trained as in section 3.1 of the VGG paper (SGD, momentum, plateau
 lr drops); the network comes from the registry by name, so this module knows no architecture."""
 
+import time
 from typing import Literal
 
 import lightning as L
@@ -41,7 +42,8 @@ class ClassifierModule(L.LightningModule):
         max_lr_drops: training stops at the plateau after this many drops (3 in the paper).
         channels_last: keep weights and batches in NHWC memory order (faster convolutions on tensor-core GPUs);
             default: on when CUDA is available. bf16 is the Trainer's `--trainer.precision bf16-mixed`.
-        compile: compile the network with torch.compile (a one-off compilation pause; checkpoints unchanged).
+        compile: compile the network with torch.compile (a one-off compilation pause; checkpoints unchanged);
+            default: on when training on CUDA, off on CPU.
     """
 
     def __init__(
@@ -62,7 +64,7 @@ class ClassifierModule(L.LightningModule):
         lr_patience: NonNegativeInt = 2,
         max_lr_drops: NonNegativeInt = 3,
         channels_last: bool | None = None,
-        compile: bool = False,
+        compile: bool | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -93,13 +95,17 @@ class ClassifierModule(L.LightningModule):
     def configure_model(self) -> None:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        if self.compile_model:
+        on_cuda = self._trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        if self.compile_model or (self.compile_model is None and on_cuda):
+            if self._trainer is None or self.trainer.is_global_zero:
+                print("compiling the network (torch.compile): the first steps pause while kernels are generated")
             self.model.compile()  # in place: parameter names, hence checkpoints, stay as they are
 
     def setup(self, stage: str) -> None:
         data = self.trainer.datamodule if self._trainer is not None else None
         if data is not None and getattr(data, "stats", None):
             self.adopt_data_stats(data.stats, data.s_min, data.s_max, data.pca_std)
+            self.meta.center_square = bool(getattr(data, "center_square", False))
 
     def keep_preprocessing(self, source: ModelMeta) -> None:
         """Fine-tuning imported weights: keep their input normalisation instead of the data's mean RGB."""
@@ -141,9 +147,14 @@ class ClassifierModule(L.LightningModule):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        self.epoch_started = time.perf_counter()
+
     def on_train_epoch_end(self) -> None:
         self.log("train/loss_epoch", self.train_loss.compute())
         self.train_loss.reset()
+        # wall seconds of the epoch's training steps (validation excluded): `deepconv compare` sums them
+        self.log("time/train_seconds", time.perf_counter() - self.epoch_started)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
