@@ -27,7 +27,8 @@ TOY = textwrap.dedent('''
         def __init__(self, num_classes, width, crop_size, dropout, init, init_std):
             super().__init__("toy", crop_size)
             c = max(1, round(64 * width))
-            self.features = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4))
+            self.features = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
+                                          nn.MaxPool2d(4))
             self.classifier = ConvHead(c, crop_size // 4, [32], num_classes, dropout or 0.0)
             for m in self.modules():
                 if isinstance(m, nn.Conv2d):
@@ -122,7 +123,7 @@ def test_a_new_architecture_is_one_file_and_one_registry_line(tmp_path, digits_d
                     "--limit", "40", "--json", str(tmp_path / f"{method}.json")], env, tmp_path)
         rows = json.loads((tmp_path / f"{method}.json").read_text())
         row = rows[0] if isinstance(rows, list) else rows["rows"][0]
-        assert row["top1_error"] < 80, out.stdout  # well below chance (90%) after two epochs
+        assert row["top1_error"] < 50, out.stdout  # far below chance (90%) after 2 + 2 epochs
     _cli(["export", "--ckpt", str(tuned), "--format", "onnx", "--out", str(tmp_path / "toy.onnx")], env, tmp_path)
     pred = _cli(["predict", "--ckpt", str(tmp_path / "toy.onnx"), str(digits_dir / "val" / "3"), "--json",
                  str(tmp_path / "pred.json")], env, tmp_path)
