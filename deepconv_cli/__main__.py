@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("deepconv_cli.cli.benchmark", "measure loader, training step and evaluation speed"),
     "models": ("deepconv_cli.cli.models", "list the architectures: weight layers and parameters"),
     "stats": ("deepconv_cli.cli.stats", "compute and cache mean RGB and PCA colour statistics of a train/ folder"),
+    "localise": ("deepconv_cli.cli.localise", "object localisation (Appendix A): fit, evaluate, predict SCR/PCR boxes"),
     "data": ("deepconv_cli.cli.data", "write a built-in dataset as an ImageFolder tree (`deepconv data digits OUT`)"),
 }
 
