@@ -14,10 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from deepconv_cli.cli.options import OneLineParser
-from deepconv_cli.cli.train import build_cli, fit
+from deepconv_cli.cli.train import DeepconvCLI, build_cli, fit
 from deepconv_cli.errors import usage
 from deepconv_cli.models.checkpoint import load_model
 from deepconv_cli.models.deepen import CopyRow, initialise_from
+
+
+class FineTuneCLI(DeepconvCLI):
+    records_init = True  # config.yaml says which checkpoint the run started from
 
 
 def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -46,7 +50,8 @@ def main(argv: list[str]) -> int:
     if not opts.init_from and not asks_only:
         raise usage("fine-tune needs --init-from CKPT (a trained deepconv checkpoint)")
     source, source_meta = load_model(opts.init_from) if opts.init_from else (None, None)
-    cli = build_cli(rest, prog="deepconv fine-tune")
+    recorded = [f"--init_from={opts.init_from}"] + ([f"--init_layers={opts.init_layers}"] if opts.init_layers else [])
+    cli = build_cli(rest + (recorded if opts.init_from else []), prog="deepconv fine-tune", cli_class=FineTuneCLI)
     target = cli.model.model
     scheme = opts.init_layers or ("all" if source_meta.arch == target.arch else "paper")
     try:

@@ -7,10 +7,11 @@ from rich.console import Console
 from rich.table import Table
 
 from deepconv_cli.cli.options import parse_options
+from deepconv_cli.data.folder import collect_images
+from deepconv_cli.data.images import open_rgb
 from deepconv_cli.errors import failure, usage
+from deepconv_cli.evaluation.prediction import picture_posteriors, resolve_scales, top_k
 from deepconv_cli.export.artefact import load_artefact
-from deepconv_cli.export.images import collect_images, open_rgb
-from deepconv_cli.export.prediction import picture_posteriors, resolve_scales, top_k
 from deepconv_cli.files import reason, write_text_atomically
 
 ALIASES = {"--no-flip": "--flip=false", "--json": "--json_file"}

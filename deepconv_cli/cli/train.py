@@ -36,6 +36,8 @@ TRAINER_DEFAULTS = {"max_epochs": 74, "default_root_dir": "runs/default", "log_e
 class DeepconvCLI(LightningCLI):
     """LightningCLI wired for deepconv: data -> model links, the run directory, callbacks, batch planning."""
 
+    records_init = False  # fine-tune: --init_from / --init_layers are options too, so config.yaml records them
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.crop_size", "model.crop_size")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
@@ -43,6 +45,9 @@ class DeepconvCLI(LightningCLI):
         parser.add_argument(
             "--resume", type=bool, default=True, help="continue from RUN_DIR/last.ckpt when it exists"
         )
+        if self.records_init:
+            parser.add_argument("--init_from", type=str | None, default=None, help="the checkpoint initialised from")
+            parser.add_argument("--init_layers", type=str | None, default=None, help="paper | all")
 
     def instantiate_classes(self) -> None:
         try:
@@ -85,13 +90,13 @@ class DeepconvCLI(LightningCLI):
             )
 
 
-def build_cli(argv: list[str], prog: str = "deepconv train") -> DeepconvCLI:
+def build_cli(argv: list[str], prog: str = "deepconv train", cli_class: type = DeepconvCLI) -> DeepconvCLI:
     # noise for deepconv users: argv is ours on purpose, run dirs are reused on resume, the batch hook is the module's
     for message in ("LightningCLI's args parameter is intended", "Checkpoint directory .* exists and is not empty",
                     "You have overridden `on_after_batch_transfer`", ".*isinstance\\(treespec, LeafSpec\\)"):
         warnings.filterwarnings("ignore", message=message)
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
-    return DeepconvCLI(
+    return cli_class(
         ClassifierModule,
         ImageFolderData,
         run=False,
