@@ -79,7 +79,8 @@ def predict_parser() -> OneLineParser:
 def predict_main(argv: list[str]) -> int:
     import torch
 
-    from deepconv_cli.export.images import collect_images, open_rgb
+    from deepconv_cli.data.folder import collect_images
+    from deepconv_cli.data.images import open_rgb
     from deepconv_cli.localisation.dense import load_localisers
     from deepconv_cli.localisation.predict import draw_boxes, predict_boxes, save_png
     from deepconv_cli.models.checkpoint import load_model
@@ -100,8 +101,8 @@ def predict_main(argv: list[str]) -> int:
     for path in files:
         try:
             img = open_rgb(path)
-        except (OSError, ValueError, SyntaxError) as e:
-            unreadable.append(f"{path} ({type(e).__name__})")
+        except OSError as e:
+            unreadable.append(f"{path} ({e})")
             continue
         preds = results[str(path)] = predict_boxes(locs, classifier, qs, img, args.topk)
         for rank, p in enumerate(preds, 1):

@@ -1,7 +1,7 @@
 """Bounding boxes for an image tree: one PASCAL VOC XML per image (the ILSVRC layout, DATA/boxes/<class>/<image>.xml,
 several <object>s allowed) or one CSV (path,class,x0,y0,x1,y1; paths relative to the CSV's folder).
 
-Coordinates are pixels of the original image, 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height. A malformed
+Coordinates are pixels of the upright picture (EXIF orientation applied), 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height. A malformed
 file or a box outside its image stops with one line naming the file, or is skipped and counted when
 `skip_bad` is set; images without any box are left out of localisation and counted.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image
 
+from deepconv_cli.data.images import open_lazily, oriented_size
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.files import reason
 
@@ -117,15 +117,15 @@ def attach_boxes(
                 report.no_boxes += 1
                 continue
             try:
-                with Image.open(path) as img:
-                    size = img.size
-            except (OSError, ValueError, SyntaxError) as e:
-                raise BadAnnotation(f"{path}: not a readable image ({reason(e, 60)})") from None
+                with open_lazily(path) as img:
+                    size = oriented_size(img)
+            except OSError as e:
+                raise BadAnnotation(f"{path}: not a readable image ({e})") from None
             for _, box in objects:
                 check_box(box, size, where)
         except BadAnnotation as e:
             if not skip_bad:
-                raise failure(f"{e} (or pass --skip-bad-images to leave such images out)") from None
+                raise failure(f"{e} (leave such images out with --skip-bad-images / --data.skip_bad_images true)") from None
             report.bad.append(str(e))
             continue
         own = [box for name, box in objects if name == classes[label]] or [box for _, box in objects]

@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from deepconv_cli.data.folder import ImageTree, check_tree, open_lazily
+from deepconv_cli.data.folder import ImageTree, check_tree
+from deepconv_cli.data.images import open_lazily
 from deepconv_cli.data.stats import STATS_FILE, load_or_compute
 from deepconv_cli.data.transforms import ScaleJitterCrop, resized_crop
 from deepconv_cli.errors import usage

@@ -10,6 +10,7 @@ from typing import Literal
 
 import lightning as L
 import torch
+from torch import nn
 from torchmetrics import MeanMetric
 
 from deepconv_cli.data.transforms import pca_color_shift
@@ -46,12 +47,13 @@ class LocaliserModule(L.LightningModule):
         lr_patience: epochs without improvement before a drop.
         max_lr_drops: stop at the plateau after this many drops.
         iou_threshold: a box is correct when its IoU with the ground truth exceeds this (ILSVRC: 0.5).
+        dropout: the dropout ratio of the network's dropout layers while fine-tuning (default: the classifier's).
     """
 
     def __init__(self, init_from: str | None = None, regression: Regression = "pcr",
                  train_layers: Literal["all", "fc"] = "all", classes: list[str] | None = None, lr: float = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 5e-4, lr_drop_factor: float = 0.1, lr_patience: int = 2,
-                 max_lr_drops: int = 3, iou_threshold: float = 0.5) -> None:
+                 max_lr_drops: int = 3, iou_threshold: float = 0.5, dropout: float | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         if not init_from:
@@ -63,6 +65,10 @@ class LocaliserModule(L.LightningModule):
         self.regression = regression
         replace_last_layer(self.model, regression_outputs(regression, self.meta.num_classes))
         self.model.train()
+        if dropout is not None:
+            for layer in self.model.modules():
+                if isinstance(layer, nn.Dropout):
+                    layer.p = dropout
         if train_layers == "fc":
             tuned = {id(p) for _, layer in self.model.weight_layers()[-3:] for p in layer.parameters()}
             for p in self.model.parameters():

@@ -25,11 +25,7 @@ def regression_outputs(regression: str, num_classes: int) -> int:
 
 def replace_last_layer(model: nn.Module, outputs: int) -> None:
     """The network's last layer replaced by a randomly initialised one with `outputs` outputs."""
-    if hasattr(model, "replace_last_layer"):
-        model.replace_last_layer(outputs)
-        return
-    old = model.classifier.fc3  # stop-gap for VGG until the architecture seam lands
-    model.classifier.fc3 = nn.Conv2d(old.in_channels, outputs, 1)
+    model.replace_last_layer(outputs)
 
 
 def select_boxes(out: torch.Tensor, regression: str, labels: torch.Tensor) -> torch.Tensor:

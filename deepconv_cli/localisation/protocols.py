@@ -11,10 +11,9 @@ Both have a "whole image" baseline (the box is the image). Every image is counte
 from collections.abc import Callable
 
 import torch
-from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from deepconv_cli.data.folder import to_rgb
+from deepconv_cli.data.images import open_lazily, open_rgb
 from deepconv_cli.data.transforms import resized_crop
 from deepconv_cli.errors import failure
 from deepconv_cli.localisation.annotations import Annotated
@@ -56,8 +55,8 @@ def centre_gt(loc: Localiser, items: list[Annotated], q: int | None = None, thre
         crops, windows = [], []
         for item in chunk:
             left, top = centre_window(item.size, q, crop)
-            with Image.open(item.path) as img:
-                crops.append(TF.pil_to_tensor(resized_crop(to_rgb(img), q, crop, left, top)))
+            with open_lazily(item.path) as img:
+                crops.append(TF.pil_to_tensor(resized_crop(img, q, crop, left, top)))
             f = q / min(item.size)
             windows.append((left / f, top / f, crop / f))
         labels = torch.tensor([item.label for item in chunk], device=device)
@@ -78,8 +77,7 @@ def dense_top5(localisers: list[Localiser], classifier, classifier_scales: list[
     wrong = base_wrong = cls_wrong = 0
     seen: list[str] = []
     for item in items:
-        with Image.open(item.path) as img:
-            picture = to_rgb(img)
+        picture = open_rgb(item.path)
         top = classify(classifier, picture, classifier_scales).topk(k).indices.tolist()
         boxes = locate(localisers, classifier, picture, top, merge_iou)
         hits = [c == item.label and correct(box, item.boxes, threshold) for c, box in zip(top, boxes)]
