@@ -2,6 +2,7 @@
 box targets that follow crops, scale and flips, SCR/PCR output sizes."""
 
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -151,3 +152,26 @@ def test_digit_boxes_deterministic(tmp_path, capsys):
     assert len(objects) == 1 and objects[0][0] == "4"
     assert deepconv(["data", "digit-boxes", str(tmp_path / "a")]) == 2
     assert "not an empty folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["imagenet/localise_pcr_s256", "imagenet/localise_pcr_s384", "quickstart_localise/pcr",
+                                  "quickstart_localise/scr", "quickstart_localise/pcr_fc"])
+def test_localise_recipes_are_valid_configs(name, capsys):
+    path = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.yaml"
+    with pytest.raises(SystemExit) as done:
+        deepconv(["localise", "fit", "-c", str(path), "--print_config"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert f"regression: {'scr' if name.endswith('scr') else 'pcr'}" in out and "train_layers:" in out
+
+
+def test_quickstart_localise_chain_stages():
+    from deepconv_cli.recipes.runner import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "quickstart_localise.yaml")
+    stages = {s.name: s for s in recipe.stages}
+    assert recipe.argv(stages["pcr"])[:4] == ["localise", "fit", "-c", str(stages["pcr"].config)]
+    assert "--init-from" in recipe.argv(stages["pcr"]) and stages["pcr"].init_from == "classifier"
+    assert recipe.status(stages["pcr"]) in ("pending", "resume", "done", "changed")
+    dense = recipe.argv(stages["dense_top5"])
+    assert dense[:2] == ["localise", "evaluate"] and dense[dense.index("--classifier") + 1].endswith("best.ckpt")
