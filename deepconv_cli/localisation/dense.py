@@ -88,7 +88,7 @@ def scale_boxes(loc: Localiser, classifier: nn.Module | None, img: Image.Image, 
     top = (torch.arange(h, device=device) * loc.stride).view(1, h, 1)
     boxes = decode(rel, left, top, float(loc.meta.crop_size)) / f
     weights = torch.ones(len(classes), h, w, device=device)
-    if classifier is not None:
+    if classifier is not None and hasattr(classifier, "score_map"):  # an exported classifier gives scores only
         probs = F.softmax(classifier.score_map(x), dim=1)[0]
         if probs.shape[-2:] == (h, w):
             weights = probs[classes]
