@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("deepconv_cli.cli.features", "Appendix B image descriptors of a folder, for linear SVMs and retrieval"),
     "linear-svm": ("deepconv_cli.cli.linear_svm", "linear SVMs on descriptors: mean class recall or mean AP"),
     "similar": ("deepconv_cli.cli.similar", "the images nearest to a query image by descriptor"),
+    "localise": ("deepconv_cli.cli.localise", "object localisation (Appendix A): fit, evaluate, predict SCR/PCR boxes"),
     "data": ("deepconv_cli.cli.data", "write a built-in dataset as an ImageFolder tree (`deepconv data digits OUT`)"),
 }
 

@@ -45,5 +45,9 @@ def _umask() -> int:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["digit-boxes"]:  # the localisation set (Appendix A): deepconv_cli/localisation/digit_boxes.py
+        from deepconv_cli.localisation.digit_boxes import main as digit_boxes
+
+        return digit_boxes(argv[1:])
     run_function(data, argv, "deepconv data")
     return 0

@@ -45,10 +45,11 @@ from deepconv_cli.errors import DeepconvError, failure, usage
 from deepconv_cli.files import reason, write_text_atomically
 from deepconv_cli.recipes.checks import fingerprint
 
-COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict", "compare")
+COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict", "compare", "localise fit",
+            "localise evaluate", "localise predict")
 FORWARDED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP, signal.SIGINT)
 PR_SET_PDEATHSIG = 1
-TRAINING = ("train", "fine-tune")
+TRAINING = ("train", "fine-tune", "localise fit")
 DONE = ".stage-done"
 
 
@@ -107,7 +108,7 @@ class Recipe:
     def argv(self, stage: Stage) -> list[str]:
         """The deepconv command line of a stage, references resolved."""
         run_dir = self.run_dir(stage)
-        argv = [stage.command]
+        argv = stage.command.split()  # "localise fit" is a command and its action
         if stage.config:
             argv += ["-c", str(stage.config)]
         if stage.command in TRAINING:

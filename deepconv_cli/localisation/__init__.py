@@ -1,0 +1,1 @@
+"""Object localisation (VGG paper Appendix A): SCR/PCR box regression, centre-crop and dense testing, greedy merging."""

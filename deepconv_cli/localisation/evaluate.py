@@ -1,0 +1,82 @@
+"""One `deepconv localise evaluate` run: localisers (+ classifier) and an annotated val tree in, result rows out.
+
+Rows: one per localiser and, for dense-top5 with several localisers, their fusion (union of boxes before
+merging), plus the "whole image" baseline; every image is counted once.
+"""
+
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from deepconv_cli.data.folder import ImageTree
+from deepconv_cli.errors import usage
+from deepconv_cli.evaluation.runner import check_classes, resolve_val_dir
+from deepconv_cli.localisation.annotations import Annotated, attach_boxes
+from deepconv_cli.localisation.dense import Localiser, load_localisers
+from deepconv_cli.localisation.protocols import centre_gt, dense_top5
+from deepconv_cli.models.checkpoint import load_model
+
+PROTOCOLS = ("centre-gt", "dense-top5")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise usage(f"unknown device {name!r} (cpu, cuda, cuda:1, ...)") from None
+
+
+def annotated_val(data: str, boxes: str | None, classes: list[str], skip_bad: bool, limit: int = 0) -> tuple[
+        list[Annotated], str]:
+    """The val images that have boxes (evenly spaced `limit` of them when > 0) and what was left out."""
+    val_dir = resolve_val_dir(data)
+    check_classes(val_dir, classes)
+    source = Path(boxes) if boxes else next((p for p in (val_dir / "boxes", val_dir.parent / "boxes") if p.exists()),
+                                            val_dir.parent / "boxes")
+    items, report = attach_boxes(ImageTree(val_dir).samples, classes, source, skip_bad)
+    if not items:
+        raise usage(f"no image under {val_dir} has a box in {source}")
+    if 0 < limit < len(items):
+        items = [items[round(i * (len(items) - 1) / max(1, limit - 1))] for i in range(limit)]
+    return items, report.summary()
+
+
+def row(name: str, locs: list[Localiser], protocol: str, result: dict) -> dict:
+    qs = result.pop("test_q", None)
+    test_q = ",".join(map(str, qs)) if qs else "/".join(",".join(map(str, loc.scales)) for loc in locs)
+    return {"localiser": name, "regression": "+".join(sorted({loc.regression for loc in locs})),
+            "train_s": "/".join(str(loc.meta.s_min) for loc in locs), "protocol": protocol, "test_q": test_q,
+            **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
+
+
+def run(ckpts: list[str], data: str, protocol: str, classifier: str | None = None, boxes: str | None = None,
+        scales: list[list[int]] | None = None, classifier_scales: list[int] | None = None, topk: int = 5,
+        merge_iou: float = 0.5, skip_bad_images: bool = False, limit: int = 0, device: str = "auto") -> tuple[
+            list[dict], str]:
+    """Result rows and a note on the images left out."""
+    if protocol not in PROTOCOLS:
+        raise usage(f"--protocol must be one of {', '.join(PROTOCOLS)}")
+    dev = resolve_device(device)
+    locs = load_localisers(ckpts, scales, dev)
+    items, left_out = annotated_val(data, boxes, locs[0].meta.classes, skip_bad_images, limit)
+    per_step = len(locs) + (len(locs) > 1) if protocol == "dense-top5" else len(locs)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(protocol, total=len(items) * per_step)
+        step = lambda: bar.advance(task)
+        if protocol == "centre-gt":
+            return [row(loc.name, [loc], protocol, centre_gt(loc, items, step=step)) for loc in locs], left_out
+        if not classifier:
+            raise usage("--protocol dense-top5 ranks the boxes by a classifier's scores: pass --classifier CKPT")
+        cls_model, cls_meta = load_model(classifier)
+        if cls_meta.classes != locs[0].meta.classes:
+            raise usage(f"{classifier} classifies other classes than the localisers")
+        cls_model = cls_model.to(dev)
+        qs = classifier_scales or cls_meta.default_test_scales()
+        groups = [(loc.name, [loc]) for loc in locs] + ([("fusion", locs)] if len(locs) > 1 else [])
+        rows = [row(name, group, protocol, dense_top5(group, cls_model, qs, items, topk, merge_iou=merge_iou,
+                                                       step=step)) for name, group in groups]
+    return rows, left_out
