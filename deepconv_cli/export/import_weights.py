@@ -17,9 +17,15 @@ from safetensors.torch import load_file
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta, save_model_checkpoint
+from deepconv_cli.models.registry import registry
 from deepconv_cli.models.vgg import CONFIGS, LRN, STRIDE, M, conv_specs
 
-IMPORTABLE = ("A", "B", "D", "E")  # torchvision/timm have vgg11, 13, 16, 19 (and _bn variants deepconv lacks)
+WEIGHT_MAP = f"{__name__}:map_state_dict"  # what the registry's VGG entries name as their import map
+
+
+def importable() -> list[str]:
+    """The registered architectures this map serves (torchvision/timm vgg11, 13, 16, 19: configs A, B, D, E)."""
+    return [spec.name for spec in registry().values() if spec.weight_map == WEIGHT_MAP]
 HEADS = {
     "torchvision": ("classifier.0", "classifier.3", "classifier.6"),
     "timm": ("pre_logits.fc1", "pre_logits.fc2", "head.fc"),
@@ -58,10 +64,11 @@ def _conv_keys(state: dict[str, torch.Tensor]) -> list[int]:
 
 def _infer_arch(shapes: list[tuple[int, ...]], arch: str) -> str:
     """The config whose convolutions have exactly these weight shapes (out, in, k, k)."""
-    matches = [a for a in IMPORTABLE if [(o, i, k, k) for k, i, o in conv_specs(a)] == shapes]
+    candidates = importable()
+    matches = [a for a in candidates if [(o, i, k, k) for k, i, o in conv_specs(a)] == shapes]
     if arch == "auto":
         if not matches:
-            raise failure(f"{len(shapes)} convolutions of these shapes match none of the configs {', '.join(IMPORTABLE)}")
+            raise failure(f"{len(shapes)} convolutions of these shapes match none of the configs {', '.join(candidates)}")
         return matches[0]
     if arch not in matches:
         found = f"config {matches[0]}" if matches else f"{len(shapes)} convolutions matching no config"
