@@ -74,6 +74,7 @@ class ClassifierModule(L.LightningModule):
         dropout = None if dropout is None else float(dropout)
         lr_patience, max_lr_drops = int(lr_patience), int(max_lr_drops)
         self.save_hyperparameters()
+        self.epoch_started = time.perf_counter()  # also set when a mid-epoch checkpoint resumes
         classes = list(classes) if classes else [str(i) for i in range(num_classes)]
         if len(classes) != num_classes:
             raise ValueError(f"{len(classes)} class names for num_classes={num_classes}")
