@@ -5,16 +5,9 @@ from typing import Literal
 
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
-from deepconv_cli.export.artefact import load_artefact, load_network
-from deepconv_cli.export.onnx_io import write_onnx
-from deepconv_cli.export.safetensors_io import write_safetensors
-from deepconv_cli.export.torchscript_io import write_torchscript
-from deepconv_cli.export.verify import TOLERANCE, verify
-from deepconv_cli.files import staged_file
+from deepconv_cli.files import existing_file, staged_file
 
-WRITERS = {"onnx": write_onnx, "torchscript": write_torchscript, "safetensors": write_safetensors}
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
-ALIASES = {"--fixed-size": "--fixed_size=true"}
 
 
 def export(
@@ -34,17 +27,25 @@ def export(
         ckpt: a deepconv .ckpt (from train, fine-tune or import) or a .safetensors export.
         format: onnx (dynamic batch, height, width), torchscript (traced), or safetensors (weights + metadata).
         out: output file (default: the checkpoint's name with .onnx, .pt or .safetensors).
-        fixed_size: (--fixed-size) onnx/torchscript only: a crop_size x crop_size classifier (FC layers as
+        fixed_size: onnx/torchscript only: a crop_size x crop_size classifier (FC layers as
             matrix products) instead of the dense graph.
     """
     if fixed_size and format == "safetensors":
         raise usage("--fixed-size applies to onnx and torchscript exports; safetensors holds weights only")
+    existing_file(ckpt, "model file")  # before torch is imported: a mistyped path answers in a second
+    from deepconv_cli.export.artefact import load_artefact, load_network
+    from deepconv_cli.export.onnx_io import write_onnx
+    from deepconv_cli.export.safetensors_io import write_safetensors
+    from deepconv_cli.export.torchscript_io import write_torchscript
+    from deepconv_cli.export.verify import TOLERANCE, verify
+
+    writers = {"onnx": write_onnx, "torchscript": write_torchscript, "safetensors": write_safetensors}
     model, meta = load_network(ckpt)
     target = Path(out) if out else Path(ckpt).with_suffix(SUFFIXES[format])
     if target.exists() and target.resolve() == Path(ckpt).resolve():
         raise usage(f"--out {target} would overwrite the checkpoint being exported")
     with staged_file(target) as tmp:
-        WRITERS[format](model, meta, tmp, fixed_size)
+        writers[format](model, meta, tmp, fixed_size)
         differences = verify(model, load_artefact(tmp, format), meta.crop_size, fixed_size)
     checked = ", ".join(f"{shape}: {diff:.1e}" for shape, diff in differences.items())
     size = f"{meta.crop_size}x{meta.crop_size} only" if fixed_size else f"any HxW >= {meta.crop_size}"
@@ -54,5 +55,5 @@ def export(
 
 
 def main(argv: list[str]) -> int:
-    export(**parse_options(export, argv, "deepconv export", ALIASES))
+    export(**parse_options(export, argv, "deepconv export"))
     return 0
