@@ -99,6 +99,17 @@ def normalise_argv(argv: list[str], kinds: dict[str, str], aliases: dict[str, st
     return out
 
 
+def underscore_names(argv: list[str]) -> list[str]:
+    """`--data.batch-size 8` -> `--data.batch_size 8` (every option name; values untouched): LightningCLI's rule."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and arg != "--":
+            name, eq, value = arg.partition("=")
+            arg = "--" + name[2:].replace("-", "_") + eq + value
+        out.append(arg)
+    return out
+
+
 def _list_items(value: str) -> list[str]:
     if value.startswith("["):
         try:
