@@ -71,8 +71,8 @@ def test_stops_at_the_plateau_after_the_last_drop_and_says_so_truly_then_stays_f
     epochs = sorted(val_errors(run))
     assert epochs == list(range(len(epochs))) and len(epochs) < 12
     stop = [line for line in out.out.splitlines() if "learning-rate drop" in line]
-    assert stop == [f"validation error stopped improving at learning rate 0.001, after 1 learning-rate drop "
-                    f"(model.max_lr_drops 1): training stops at epoch {len(epochs)}"]
+    assert stop == [(f"validation error stopped improving at learning rate 0.001, after 1 learning-rate drop "
+                    f"(model.max_lr_drops 1): training stops at epoch {len(epochs)}")]
     assert [lr for _, lr in lr_drops(table)] == [0.001]  # one drop, not two, before the stop
     assert "max_epochs" not in out.out + out.err and "Tip:" not in out.out + out.err and "FLOPs" not in out.out
     assert all("nan" not in str(v).lower() for r in table for v in r.values())  # no empty last epoch
