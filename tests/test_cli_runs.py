@@ -148,3 +148,27 @@ def test_curves_mark_the_learning_rate_drops():
              {"epoch": "1", "lr-SGD": ""}, {"epoch": "", "lr-SGD": "0.001"}, {"epoch": "2", "lr-SGD": ""},
              {"epoch": "", "lr-SGD": "0.0001"}, {"epoch": "3", "lr-SGD": ""}]
     assert lr_drops(table) == [(3, 0.001), (4, 0.0001)]  # 1-based epochs that start at the lower rate
+
+
+def test_cpu_run_without_config_says_what_it_trains_and_warns_about_too_many_workers(tiny_tree, tmp_path, capsys,
+                                                                                   monkeypatch):
+    monkeypatch.setattr("deepconv_cli.cli.threads.usable_cores", lambda: 1)
+    argv = ["train", f"--data.data_dir={tiny_tree}", f"--trainer.default_root_dir={tmp_path / 'run'}",
+            "--trainer.accelerator=cpu", "--model.width=0.125", "--data.crop_size=32", "--data.s_min=36",
+            "--data.s_max=36", "--data.batch_size=10", "--data.num_workers=2", "--trainer.fast_dev_run=true",
+            "--trainer.enable_progress_bar=false"]
+    assert deepconv(argv) == 0
+    out = capsys.readouterr()
+    note = [line for line in out.out.splitlines() if line.startswith("note: no -c config")]
+    assert len(note) == 1 and "VGG-A at width 0.125" in note[0] and "batch 10" in note[0]
+    assert "recipes/quickstart/vgg_a.yaml" in note[0]
+    assert "2 loader workers x 1 process(es) on 1 usable CPU cores" in out.err
+
+
+def test_full_help_is_titled_deepconv_and_has_the_trainer_options(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        deepconv(["fine-tune", "--help", "trainer"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "deepconv fine-tune: train a VGG network" in out and "Lightning Trainer command line tool" not in out
+    assert "--trainer.precision" in out and "--init_from" in out
