@@ -172,3 +172,10 @@ def test_full_help_is_titled_deepconv_and_has_the_trainer_options(capsys):
     out = capsys.readouterr().out
     assert "deepconv fine-tune: train a VGG network" in out and "Lightning Trainer command line tool" not in out
     assert "--trainer.precision" in out and "--init_from" in out
+
+
+def test_trainer_options_are_not_abbreviated(tiny_tree, tmp_path, capsys):
+    assert deepconv(args(tiny_tree, tmp_path / "run", 1, "--trainer.max_epoch", "1")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean --trainer.max_epochs?" in err[0]
+    assert not (tmp_path / "run").exists()

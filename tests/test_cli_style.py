@@ -103,6 +103,7 @@ def test_missing_paths_and_help_answer_without_importing_torch(tmp_path):
         (["train", "-c", "nope.yaml"], 2),
         (["train", "--data.data_dir", "nope"], 2),
         (["fine-tune", "--init-from", "nope.ckpt"], 2),
+        (["train", "--model.widht", "2"], 2),
         (["train", "--help"], 0),
         (["fine-tune", "--help"], 0),
     ]
@@ -153,3 +154,9 @@ def test_threads_leave_the_loader_workers_their_cores(monkeypatch):
     assert workers_warning(4) is None and "4 usable CPU cores" in workers_warning(5)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert intra_op_threads(2) == 3  # the user's own setting wins
+
+
+def test_train_typo_is_answered_with_the_nearest_option(capsys):
+    assert main(["train", "--model.widht", "0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean --model.width?" in err[0]

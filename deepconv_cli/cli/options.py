@@ -137,7 +137,13 @@ def suggestion(message: str, known: Iterable[str]) -> str:
 
 def one_line_usage(error: BaseException, known: Iterable[str], prog: str):
     """The DeepconvError (exit 2) for a parser's error: one line, the nearest option suggested."""
+    known = list(known)
     message = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    required = re.search(r"required: (.*)$", message)
+    if required:  # jsonargparse names a missing option by its key: show it as it is typed
+        names = [n.strip() for n in required.group(1).split(",")]
+        typed = [f"--{n}" if f"--{n}" in known else n for n in names]
+        message = message[: required.start(1)] + ", ".join(typed)
     return usage(f"{message}{suggestion(message, known)} (see `{prog} --help`)")
 
 

@@ -7,7 +7,8 @@ recipe is.
 
 from pathlib import Path
 
-from deepconv_cli.cli.train_help import train_help, wants_help
+from deepconv_cli.cli.options import one_line_usage
+from deepconv_cli.cli.train_help import LINKED, class_options, train_help, wants_help
 from deepconv_cli.errors import usage
 
 QUICKSTART = "recipes/quickstart/vgg_a.yaml"
@@ -36,6 +37,18 @@ def check_paths(argv: list[str]) -> None:
             raise usage(f"data_dir not found: {data} (expected a folder with train/ and val/)")
 
 
+def check_option_names(argv: list[str], prog: str) -> None:
+    """--model.* and --data.* names checked against the classes' sources (before Lightning is imported)."""
+    for section in ("model", "data"):
+        known = [row[0] for row in class_options(section)] + [f"--{key}" for key in LINKED]
+        if len(known) == len(LINKED):  # the source could not be read: LightningCLI will check
+            continue
+        for arg in argv:
+            name = "--" + arg.partition("=")[0][2:].replace("-", "_")
+            if name.startswith(f"--{section}.") and name not in known:
+                raise one_line_usage(ValueError(f"unrecognized arguments: {name}"), known, prog)
+
+
 def cpu_note(cli, argv: list[str]) -> str | None:
     """What a config-less run on a CPU is about to do, and the recipe that suits a CPU."""
     if option_values(argv, "-c", "--config") or not cli.on_cpu():
@@ -55,6 +68,7 @@ def start(argv: list[str], prog: str, fine_tune: bool = False):
         print(train_help(prog, FINE_TUNE_OPTIONS if fine_tune else None, FINE_TUNE_SUMMARY if fine_tune else ""))
         return None
     check_paths(argv)
+    check_option_names(argv, prog)
     from deepconv_cli.cli.lightning_cli import build_cli
 
     cli = build_cli(["--help"] if asked == "full" else argv, prog=prog, fine_tune=fine_tune)
