@@ -1,5 +1,6 @@
 """`deepconv export --ckpt X --format onnx|torchscript|safetensors`: write a verified, self-describing artefact."""
 
+import importlib
 from pathlib import Path
 from typing import Literal
 
@@ -8,6 +9,20 @@ from deepconv_cli.errors import usage
 from deepconv_cli.files import existing_file, staged_file
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+
+
+def _lazy(module: str, name: str):
+    """A writer imported when first called, so `--help` and a mistyped path do not import torch."""
+
+    def write(*args):
+        return getattr(importlib.import_module(module), name)(*args)
+
+    return write
+
+
+WRITERS = {"onnx": _lazy("deepconv_cli.export.onnx_io", "write_onnx"),
+           "torchscript": _lazy("deepconv_cli.export.torchscript_io", "write_torchscript"),
+           "safetensors": _lazy("deepconv_cli.export.safetensors_io", "write_safetensors")}
 
 
 def export(
@@ -34,18 +49,14 @@ def export(
         raise usage("--fixed-size applies to onnx and torchscript exports; safetensors holds weights only")
     existing_file(ckpt, "model file")  # before torch is imported: a mistyped path answers in a second
     from deepconv_cli.export.artefact import load_artefact, load_network
-    from deepconv_cli.export.onnx_io import write_onnx
-    from deepconv_cli.export.safetensors_io import write_safetensors
-    from deepconv_cli.export.torchscript_io import write_torchscript
     from deepconv_cli.export.verify import TOLERANCE, verify
 
-    writers = {"onnx": write_onnx, "torchscript": write_torchscript, "safetensors": write_safetensors}
     model, meta = load_network(ckpt)
     target = Path(out) if out else Path(ckpt).with_suffix(SUFFIXES[format])
     if target.exists() and target.resolve() == Path(ckpt).resolve():
         raise usage(f"--out {target} would overwrite the checkpoint being exported")
     with staged_file(target) as tmp:
-        writers[format](model, meta, tmp, fixed_size)
+        WRITERS[format](model, meta, tmp, fixed_size)
         differences = verify(model, load_artefact(tmp, format), meta.crop_size, fixed_size)
     checked = ", ".join(f"{shape}: {diff:.1e}" for shape, diff in differences.items())
     size = f"{meta.crop_size}x{meta.crop_size} only" if fixed_size else f"any HxW >= {meta.crop_size}"
