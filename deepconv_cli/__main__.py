@@ -2,6 +2,7 @@
 
 import argparse
 import importlib
+import os
 import sys
 
 from deepconv_cli import __version__
@@ -41,7 +42,14 @@ def one_line(message: str, limit: int = 600) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except BrokenPipeError:  # `deepconv train --help | head`: the reader has gone; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage_text())
         return 0
