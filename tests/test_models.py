@@ -5,7 +5,8 @@ import torch
 import torchvision
 
 from deepconv_cli.models.layers import alexnet_lrn
-from deepconv_cli.models.registry import arch_info, resolve_arch
+from deepconv_cli.models.registry import resolve_arch
+from deepconv_cli.models.summary import arch_info
 from deepconv_cli.models.vgg import ARCHS, VGG, count_parameters, parameter_count
 
 # Table 2 of the VGG paper (exact counts; identical to torchvision's vgg11/13/16/19)

@@ -11,7 +11,7 @@ from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.cli.predict import predict
 from deepconv_cli.data.folder import to_rgb
 from deepconv_cli.evaluation.dense import dense_posteriors, rescale_shorter, to_uint8_tensor
-from deepconv_cli.export.prediction import resolve_scales
+from deepconv_cli.evaluation.prediction import resolve_scales
 from deepconv_cli.models.checkpoint import ModelMeta, load_model, save_model_checkpoint
 from deepconv_cli.models.init import init_weights
 

@@ -68,10 +68,11 @@ def test_dry_run_and_bad_recipes(tmp_path, digits_dir, capsys):
     assert main(["recipe", "run", str(tmp_path / "missing.yaml")]) == 2
 
 
-def test_failing_stage_stops_the_chain_with_its_name(tmp_path, capsys):
+def test_failing_stage_stops_the_chain_with_its_name(tmp_path, digits_dir, capsys):
     recipe = tmp_path / "fail.yaml"
     recipe.write_text(f"run_root: {tmp_path / 'runs'}\nstages:\n"
-                      f"  - {{name: broken, command: train, args: ['--data.data_dir={tmp_path / 'nowhere'}']}}\n"
+                      f"  - {{name: broken, command: train, args: ['--data.data_dir={digits_dir}', "
+                      "'--trainer.max_epochs=many']}\n"
                       "  - {name: never, command: data, args: [digits, '" + str(tmp_path / "d") + "']}\n")
     assert main(["recipe", "run", str(recipe)]) == 1
     assert "stage 'broken' (train) failed with exit code 2" in capsys.readouterr().err

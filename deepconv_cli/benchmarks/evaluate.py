@@ -6,7 +6,7 @@ import torch
 from deepconv_cli.benchmarks.loader import natural_image
 from deepconv_cli.benchmarks.report import Comparison, median
 from deepconv_cli.evaluation.timing import time_dense_vs_multicrop
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.registry import build
 
 PAPER_SCALES = (256, 384, 512)  # Q for S in [256, 512] (section 4.3), scaled to other crop sizes below
 
@@ -23,7 +23,7 @@ def benchmark_evaluate(
     rng = np.random.default_rng(0)
     pictures = [natural_image(rng, round(scales[-1] * 4 / 3), scales[-1]) for _ in range(images)]
     torch.manual_seed(0)
-    model = VGG(arch, 1000, width, crop).to(device).eval()
+    model = build(arch, num_classes=1000, width=width, crop_size=crop).to(device).eval()
     results = [time_dense_vs_multicrop(model, pictures, scales, batch_size) for _ in range(runs)]
     dense = median([r["dense_seconds"] for r in results]) / images
     crops = median([r["multicrop_seconds"] for r in results]) / images
@@ -32,7 +32,7 @@ def benchmark_evaluate(
             name="evaluation", unit="s per image", ours=dense, baseline=crops,
             ours_label="dense, 3 scales, flip", baseline_label="150-crop multi-crop", higher_is_better=False,
             runs=runs, target="dense <= 0.25x multi-crop (speedup >= 4)",
-            extra={"model": f"VGG-{arch} width {width:g}, {crop}px crops, scales {scales}, {device.type}",
+            extra={"model": f"{arch} width {width:g}, {crop}px crops, scales {scales}, {device.type}",
                    "timed": "network passes only (images rescaled beforehand, the same for both)",
                    "counted FLOP ratio (multi-crop / dense)": round(results[0]["flop_ratio"], 2)},
         )

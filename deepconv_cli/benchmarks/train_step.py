@@ -12,7 +12,8 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from deepconv_cli.benchmarks.report import Comparison, median
-from deepconv_cli.models.vgg import CONFIGS, FC_WIDTH, LRN, STRIDE, VGG, M, conv_specs
+from deepconv_cli.models.interface import Classifier
+from deepconv_cli.models.registry import build, flop_count
 from deepconv_cli.training.module import ClassifierModule
 
 # dense bf16 tensor-core peaks (TFLOP/s) of the GPUs we know, for model FLOP utilisation
@@ -20,17 +21,8 @@ PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A
 
 
 def forward_flops(arch: str, crop: int = 224, width: float = 1.0, num_classes: int = 1000) -> int:
-    """FLOPs (2 x multiply-adds) of one forward pass on a crop x crop image, from the table alone."""
-    specs = iter(conv_specs(arch, width))
-    side, flops = crop, 0
-    for token in CONFIGS[arch]:
-        if token == M:
-            side //= 2
-        elif token != LRN:
-            k, cin, cout = next(specs)
-            flops += 2 * k * k * cin * cout * side * side
-    window, hidden, last = crop // STRIDE, max(1, round(FC_WIDTH * width)), list(conv_specs(arch, width))[-1][2]
-    return flops + 2 * (window * window * last * hidden + hidden * hidden + hidden * num_classes)
+    """FLOPs (2 x multiply-adds) of one forward pass on a crop x crop image, counted on the registry's network."""
+    return flop_count(arch, crop_size=crop, width=width, num_classes=num_classes)
 
 
 def peak_tflops() -> float | None:
@@ -51,7 +43,7 @@ def _seconds_per_step(stamps: list[float], warmup: int) -> float:
     return (stamps[-1] - stamps[warmup - 1]) / (len(stamps) - warmup)
 
 
-def raw_loop(model: VGG, loader: DataLoader, device: torch.device, warmup: int) -> float:
+def raw_loop(model: Classifier, loader: DataLoader, device: torch.device, warmup: int) -> float:
     """Seconds per step of the plain loop: to device, float, forward, cross-entropy, backward, SGD step."""
     model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -122,14 +114,15 @@ def benchmark_train(
     raw, light = [], []
     for _ in range(runs):
         torch.manual_seed(0)
-        raw.append(raw_loop(VGG(arch, classes, width, crop), loader, device, warmup))
-        light.append(lightning_loop(_module(arch, width, crop, classes, channels_last=False), loader, device, warmup))
+        raw.append(raw_loop(build(arch, num_classes=classes, width=width, crop_size=crop), loader, device, warmup))
+        plain = _module(arch, width, crop, classes, channels_last=False, compile=False)
+        light.append(lightning_loop(plain, loader, device, warmup))
     results = [
         Comparison(
             name="train step", unit="ms per step", ours=1000 * median(light), baseline=1000 * median(raw),
             ours_label="Lightning", baseline_label="raw PyTorch loop", higher_is_better=False, runs=runs,
             target="Lightning <= 1.05x raw (speedup >= 0.95)",
-            extra={"model": f"VGG-{arch} width {width:g}, {crop}px, batch {batch_size}, {device.type}"},
+            extra={"model": f"{arch} width {width:g}, {crop}px, batch {batch_size}, {device.type}"},
         )
     ]
     if options:
@@ -144,7 +137,8 @@ def _options(arch, width, crop, classes, batch_size, steps, runs, device, compil
     for _ in range(runs):
         module = _module(arch, width, crop, classes, channels_last=True, compile=compile)
         fast.append(lightning_loop(module, loader, device, warmup, fast_precision))
-        plain.append(lightning_loop(_module(arch, width, crop, classes, channels_last=False), loader, device, warmup))
+        baseline = _module(arch, width, crop, classes, channels_last=False, compile=False)
+        plain.append(lightning_loop(baseline, loader, device, warmup))
     flops = 3 * forward_flops(arch, crop, width, classes)  # forward + backward ~ 3 forward passes
     rate = batch_size / median(fast)
     extra = {"precision": fast_precision, "batch size": batch_size, "device": str(device),

@@ -66,7 +66,7 @@ def train(
     """Time per training step of deepconv's Lightning module vs a raw PyTorch loop (same model, data, optimizer).
 
     Args:
-        arch: configuration (A, A-LRN, B, B-shallow, C, D, E).
+        arch: architecture name or alias (`deepconv models`).
         width: width multiplier (1.0 = the paper).
         crop: crop side (a multiple of 32).
         classes: number of classes.
@@ -79,11 +79,13 @@ def train(
         json: also write the results to this JSON file.
     """
     from deepconv_cli.benchmarks.train_step import benchmark_train
-    from deepconv_cli.models.vgg import ARCHS
+    from deepconv_cli.models.registry import resolve_arch
 
     _positive(classes=classes, batch_size=batch_size, runs=runs)
-    if arch not in ARCHS:
-        raise usage(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    try:
+        arch = resolve_arch(arch)
+    except ValueError as e:
+        raise usage(str(e)) from None
     if steps < 2 or crop % 32:
         raise usage(f"need steps >= 2 and crop a multiple of 32, got steps={steps}, crop={crop}")
     dev = _device(device)

@@ -1,5 +1,6 @@
 """`deepconv data digits OUT`: write the built-in digits as OUT/train and OUT/val ImageFolder trees."""
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,12 +29,19 @@ def data(name: Literal["digits"], out: str, exist_ok: bool = False) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         counts = write_digits(staging)
+        staging.chmod(0o777 & ~_umask())  # mkdtemp's folder is private (0700); the dataset gets the usual mode
         if target.exists():
             target.rmdir()
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"wrote {counts['train']} training and {counts['val']} validation images of 10 classes to {target}")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def main(argv: list[str]) -> int:

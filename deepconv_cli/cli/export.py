@@ -60,7 +60,7 @@ def export(
         differences = verify(model, load_artefact(tmp, format), meta.crop_size, fixed_size)
     checked = ", ".join(f"{shape}: {diff:.1e}" for shape, diff in differences.items())
     size = f"{meta.crop_size}x{meta.crop_size} only" if fixed_size else f"any HxW >= {meta.crop_size}"
-    print(f"wrote {target} ({format}, VGG-{meta.arch}, {meta.num_classes} classes, input {size})")
+    print(f"wrote {target} ({format}, {meta.arch}, {meta.num_classes} classes, input {size})")
     print(f"verified against PyTorch: max score difference {checked} (tolerance {TOLERANCE:g})")
     return target
 

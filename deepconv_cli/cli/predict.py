@@ -38,9 +38,10 @@ def predict(
     from PIL import Image
 
     from deepconv_cli.cli.threads import set_threads
+    from deepconv_cli.data.folder import collect_images
+    from deepconv_cli.data.images import open_rgb
+    from deepconv_cli.evaluation.prediction import picture_posteriors, resolve_scales, top_k
     from deepconv_cli.export.artefact import load_artefact
-    from deepconv_cli.export.images import collect_images, open_rgb
-    from deepconv_cli.export.prediction import picture_posteriors, resolve_scales, top_k
 
     unreadable_errors = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
     files = collect_images(paths)

@@ -1,12 +1,16 @@
 """`deepconv recipe run FILE.yaml [--dry-run] [--run-root DIR]`: run a chain of stages, skipping finished ones."""
 
 import json
+import shlex
+import sys
 import time
 
 from rich.console import Console
 from rich.table import Table
 
 from deepconv_cli.cli.options import OneLineParser
+from deepconv_cli.errors import usage
+from deepconv_cli.recipes.checks import problems
 from deepconv_cli.recipes.runner import TRAINING, Recipe, Stage, load_recipe, run_stage
 
 
@@ -33,20 +37,44 @@ def stage_result(recipe: Recipe, stage: Stage) -> str:
     return ", ".join(f"{p.name} ({p.stat().st_size / 1e6:.1f} MB)" for p in files[:4])
 
 
-def plan_table(recipe: Recipe, title: str, times: dict[str, float] | None = None) -> Table:
+def plan_table(recipe: Recipe, title: str, statuses: dict[str, str], times: dict[str, float] | None = None) -> Table:
     table = Table(title=title)
-    for col in ("stage", "command", "status", "from", "result" if times is not None else "command line"):
-        table.add_column(col, overflow="fold")
-    if times is not None:
-        table.add_column("time", justify="right")
+    for col in ("stage", "command", "status", "from") + (("result", "time") if times is not None else ()):
+        table.add_column(col, justify="right" if col == "time" else "left")
     for stage in recipe.stages:
-        source = stage.init_from or stage.ckpt or ""
-        if times is None:
-            table.add_row(stage.name, stage.command, recipe.status(stage), source, " ".join(recipe.argv(stage)))
-        else:
-            took = f"{times[stage.name]:.0f} s" if stage.name in times else "skipped"
-            table.add_row(stage.name, stage.command, recipe.status(stage), source, stage_result(recipe, stage), took)
+        row = [stage.name, stage.command, statuses[stage.name], stage.init_from or stage.ckpt or ""]
+        if times is not None:
+            row += [stage_result(recipe, stage), f"{times[stage.name]:.0f} s" if stage.name in times else "skipped"]
+        table.add_row(*row)
     return table
+
+
+def plan(recipe: Recipe, rerun: list[str]) -> dict[str, str]:
+    """Each stage's status: done, run (pending or forced), resume, changed (re-run) or changed-kept (training
+    stage finished with other settings: kept unless --rerun names it)."""
+    names = [s.name for s in recipe.stages]
+    unknown = [name for name in rerun if name not in names]
+    if unknown:
+        raise usage(f"--rerun {unknown[0]}: no such stage (stages: {', '.join(names)})")
+    statuses = {}
+    for stage in recipe.stages:
+        status = recipe.status(stage)
+        if stage.name in rerun:
+            status = "rerun"
+        elif status == "changed" and stage.command in TRAINING:
+            status = "changed-kept"
+        statuses[stage.name] = status
+    return statuses
+
+
+def command_lines(recipe: Recipe, statuses: dict[str, str]) -> list[str]:
+    """The stages that would run, as commands a user can paste into a shell."""
+    lines = []
+    for stage in recipe.stages:
+        if statuses[stage.name] not in ("done", "changed-kept"):
+            extra = ["--resume=false"] if statuses[stage.name] == "rerun" and stage.command in TRAINING else []
+            lines.append(shlex.join(["deepconv", *recipe.argv(stage), *extra]))
+    return lines
 
 
 def main(argv: list[str]) -> int:
@@ -54,23 +82,42 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
     run = sub.add_parser("run", help="run the stages in order")
     run.add_argument("recipe", help="recipe YAML file")
-    run.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check the data and checkpoints every stage needs, print the plan and the commands, stop")
     run.add_argument("--run-root", help="folder for the stages' run directories (default: the recipe's run_root)")
+    run.add_argument("--rerun", action="append", default=[], metavar="STAGE",
+                     help="run STAGE again from scratch even if it finished (repeatable)")
     args = parser.parse_args(argv)
     recipe = load_recipe(args.recipe, args.run_root)
     console = Console()
+    statuses = plan(recipe, args.rerun)
+    missing = problems(recipe, statuses)
     if args.dry_run:
-        console.print(plan_table(recipe, f"{recipe.path} -> {recipe.run_root} (dry run)"))
+        console.print(plan_table(recipe, f"{recipe.path} -> {recipe.run_root} (dry run)", statuses))
+        print("\n".join(command_lines(recipe, statuses)) or "nothing to run: every stage is done")
+    for line in missing:
+        print(f"deepconv recipe: problem: {line}", file=sys.stderr)
+    if missing:
+        raise usage(f"{len(missing)} problem(s) with {recipe.path} (listed above); nothing was started")
+    if args.dry_run:
         return 0
     times: dict[str, float] = {}
     for stage in recipe.stages:
-        status = recipe.status(stage)
+        status = statuses[stage.name]
         if status == "done":
             console.print(f"[dim]stage {stage.name}: done, skipped[/]")
             continue
-        console.rule(f"stage {stage.name}: {stage.command}" + (" (resuming)" if status == "resume" else ""))
+        if status == "changed-kept":
+            console.print(f"[yellow]stage {stage.name}: finished with other settings (its config, arguments or input"
+                          f" checkpoint changed since); kept as it is: pass --rerun {stage.name} to train it again[/]")
+            continue
+        note = {"resume": " (resuming)", "changed": " (changed since it finished: running again)",
+                "rerun": " (--rerun: from scratch)"}.get(status, "")
+        console.rule(f"stage {stage.name}: {stage.command}{note}")
         start = time.perf_counter()
-        run_stage(recipe, stage)
+        forced = ("--resume=false",) if status == "rerun" and stage.command in TRAINING else ()
+        run_stage(recipe, stage, forced)
         times[stage.name] = time.perf_counter() - start
-    console.print(plan_table(recipe, f"{recipe.path}: all stages done ({recipe.run_root})", times))
+    final = {stage.name: recipe.status(stage) for stage in recipe.stages}
+    console.print(plan_table(recipe, f"{recipe.path}: all stages done ({recipe.run_root})", final, times))
     return 0

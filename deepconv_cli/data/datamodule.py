@@ -5,17 +5,28 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
 from deepconv_cli.data.distributed import UnpaddedDistributedSampler
-from deepconv_cli.data.folder import ImageTree, check_tree
+from deepconv_cli.data.folder import ImageTree, check_tree, warn_skipped_links
 from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.data.stats import STATS_FILE, load_or_compute
 from deepconv_cli.data.transforms import train_transform, val_transform
 from deepconv_cli.errors import failure, usage
 
 PARALLEL_SCAN_MIN = 2000  # below this many unscanned files, decoding in-process beats starting a pool
+AT_LEAST = {"s_min": 1, "s_max": 1, "crop_size": 1, "test_scale": 1, "batch_size": 1, "micro_batch_size": 1,
+            "num_workers": 0, "pca_std": 0, "stats_max_images": 0}
+
+
+def check_ranges(values: dict) -> None:
+    """The typed signature's ranges again, for callers that build the data module in Python (one line, exit 2)."""
+    for name, low in AT_LEAST.items():
+        value = values.get(name)
+        if value is not None and not value >= low:
+            raise usage(f"data.{name} must be {'positive' if low else 'at least 0'}, got {value}")
 
 
 class ImageFolderData(L.LightningDataModule):
@@ -33,6 +44,9 @@ class ImageFolderData(L.LightningDataModule):
             Default: batch_size divided by the number of devices.
         num_workers: loader processes per device.
         flip: random horizontal flips of training crops.
+        center_square: take training crops from the central S x S square of the rescaled image only (AlexNet
+            section 2: "rescaled the image such that the shorter side was of length 256, and then cropped out
+            the central 256x256 patch"); off for VGG, whose crops come from the whole rescaled image.
         pca_std: standard deviation of AlexNet's PCA colour-shift coefficients (0 disables the shift).
         stats_max_images: images used for mean RGB / PCA statistics (evenly spaced over the sorted train set).
         skip_bad_images: leave out files that do not decode as images (and say how many) instead of stopping
@@ -42,19 +56,21 @@ class ImageFolderData(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str,
-        s_min: int = 256,
-        s_max: int = 256,
-        crop_size: int = 224,
-        test_scale: int | None = None,
-        batch_size: int = 256,
-        micro_batch_size: int | None = None,
-        num_workers: int = 4,
+        s_min: PositiveInt = 256,
+        s_max: PositiveInt = 256,
+        crop_size: int = 224,  # plain int: it is linked to model.crop_size (checked in check_ranges)
+        test_scale: PositiveInt | None = None,
+        batch_size: PositiveInt = 256,
+        micro_batch_size: PositiveInt | None = None,
+        num_workers: NonNegativeInt = 4,
         flip: bool = True,
-        pca_std: float = 0.1,
-        stats_max_images: int = 10000,
+        center_square: bool = False,
+        pca_std: NonNegativeFloat = 0.1,
+        stats_max_images: NonNegativeInt = 10000,
         skip_bad_images: bool = False,
     ) -> None:
         super().__init__()
+        check_ranges(locals())
         self.root = Path(data_dir)
         if not self.root.is_dir():
             raise usage(f"data_dir not found: {self.root} (expected a folder with train/ and val/)")
@@ -65,14 +81,18 @@ class ImageFolderData(L.LightningDataModule):
             raise usage(f"train/ and val/ have different classes (differing: {', '.join(missing[:5])})")
         if not crop_size <= s_min <= s_max:
             raise usage(f"need crop_size <= s_min <= s_max, got {crop_size}, {s_min}, {s_max}")
-        self.s_min, self.s_max, self.crop_size = s_min, s_max, crop_size
-        self.test_scale = test_scale or (s_min + s_max) // 2
+        # plain numbers from here on: jsonargparse's PositiveInt would reach checkpoints, which then no longer
+        # load with torch.load(weights_only=True)
+        self.s_min, self.s_max, self.crop_size = int(s_min), int(s_max), int(crop_size)
+        self.test_scale = int(test_scale or (s_min + s_max) // 2)
         if self.test_scale < crop_size:
             raise usage(f"test_scale {self.test_scale} is smaller than crop_size {crop_size}")
-        self.batch_size, self.micro_batch_size = batch_size, micro_batch_size
-        self.per_device_batch = micro_batch_size or batch_size
-        self.num_workers, self.flip, self.pca_std = num_workers, flip, pca_std
-        self.stats_max_images = stats_max_images
+        self.batch_size = int(batch_size)
+        self.micro_batch_size = None if micro_batch_size is None else int(micro_batch_size)
+        self.per_device_batch = self.micro_batch_size or self.batch_size
+        self.num_workers, self.flip, self.pca_std = int(num_workers), flip, float(pca_std)
+        self.center_square = center_square
+        self.stats_max_images = int(stats_max_images)
         self.skip_bad_images = skip_bad_images
         self.stats: dict | None = None
         self.run_dir: Path | None = None  # where caches go when data_dir is read-only (set by the CLI)
@@ -90,7 +110,8 @@ class ImageFolderData(L.LightningDataModule):
         self.train_set, self.val_set = self._build()
 
     def _build(self) -> tuple[ImageTree, ImageTree]:
-        train = ImageTree(self.root / "train", train_transform(self.s_min, self.s_max, self.crop_size, self.flip))
+        train = ImageTree(self.root / "train", train_transform(self.s_min, self.s_max, self.crop_size, self.flip,
+                                                                 self.center_square))
         val = ImageTree(self.root / "val", val_transform(self.test_scale, self.crop_size))
         self._drop_bad_images(train, val)
         if len(train) == 0 or len(val) == 0:
@@ -108,6 +129,8 @@ class ImageFolderData(L.LightningDataModule):
         workers = self.num_workers if len(files) >= PARALLEL_SCAN_MIN else 0
         _, bad = scan_images(files, cache, workers=workers, progress=rank_zero_only.rank == 0)
         report = not self._reported and rank_zero_only.rank == 0
+        if report:
+            warn_skipped_links(train.skipped_links + val.skipped_links)
         if bad and not self.skip_bad_images:
             if report:
                 for item in bad:
@@ -139,6 +162,11 @@ class ImageFolderData(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.batch_size > len(self.train_set):  # drop_last would leave no batch: an epoch that trains nothing
+            raise usage(
+                f"data.batch_size {self.batch_size} is larger than the {len(self.train_set)} training images: no full"
+                f" batch, nothing would be trained; use --data.batch_size {len(self.train_set)} or less"
+            )
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:

@@ -1,37 +1,78 @@
 """ImageFolder trees as the paper's pipeline reads them: hidden folders and files are skipped, images open lazily."""
 
 import os
+import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageOps
 from torchvision.datasets import ImageFolder
 
+from deepconv_cli.data.images import IMAGE_EXTENSIONS, open_lazily, to_rgb
 from deepconv_cli.errors import usage
 
-HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
-ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+__all__ = ["IMAGE_EXTENSIONS", "ImageTree", "check_tree", "collect_images", "find_classes", "open_lazily", "to_rgb", "walk_images"]
 
 
-def open_lazily(path: str) -> Image.Image:
-    """Open without decoding, so the transform can ask the JPEG decoder for a reduced size (draft mode)."""
-    return Image.open(path)
+def walk_images(folder: str | Path, seen: set[str] | None = None) -> tuple[list[str], list[str]]:
+    """Image files under `folder`, sorted, following symlinks but never entering a folder twice (a link back to
+    an ancestor would otherwise repeat the data without end); hidden entries skipped. Returns (files, skipped):
+    the folder links that were not followed because their target was already visited. `seen` (real paths)
+    is shared by the walks of one tree, pre-filled with its root and class folders."""
+    files: list[str] = []
+    skipped: list[str] = []
+    seen = set() if seen is None else seen
+
+    def visit(path: str, start: bool = False) -> None:
+        real = os.path.realpath(path)
+        if real in seen and not start:
+            skipped.append(path)
+            return
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks; a dangling or looping link is not a folder
+            except OSError:
+                is_dir = False
+            if is_dir:
+                visit(entry.path)
+            elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                files.append(entry.path)
+
+    visit(str(folder), start=True)
+    files.sort(key=lambda p: (os.path.dirname(p), os.path.basename(p)))  # torchvision's order
+    return files, skipped
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """An 8-bit RGB picture of any PIL image, upright: EXIF orientation applied, 16-bit and float images scaled
-    (not clipped), transparency composited on white, greyscale/palette/CMYK converted. `evaluate` and `predict`
-    both see images through it, so the same file scores the same in both."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode in HIGH_DEPTH:
-        values = np.asarray(img, dtype=np.float32)
-        top = 65535.0 if img.mode.startswith("I;16") else max(255.0, float(values.max()))
-        img = Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8))
-    if img.mode in ALPHA or "transparency" in img.info:
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return img.convert("RGB")
+def warn_skipped_links(skipped: list[str]) -> None:
+    """One stderr line naming the folder links `walk_images` did not follow."""
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        print(f"warning: skipped {len(skipped)} symlinked folder(s) already read through another path (a link "
+              f"loop would repeat the data): {shown}", file=sys.stderr)
+
+
+def collect_images(paths: list[str]) -> list[Path]:
+    """What `predict` is given: files as they are, folders searched recursively (symlinks followed without loops,
+    hidden entries skipped) for image extensions; sorted, each file once."""
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if not path.exists():
+            raise usage(f"no such file or folder: {path}")
+        if not path.is_dir():
+            found.append(path)
+            continue
+        images, skipped = walk_images(path)
+        warn_skipped_links(skipped)
+        if not images:
+            raise usage(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        found += sorted(Path(p) for p in images)
+    return list(dict.fromkeys(found))
 
 
 def find_classes(directory: str | Path) -> tuple[list[str], dict[str, int]]:
@@ -60,6 +101,18 @@ class ImageTree(ImageFolder):
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return find_classes(directory)
+
+    def make_dataset(self, directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+        """(path, class index) of every image, symlinks followed without loops (see `walk_images`)."""
+        samples: list[tuple[str, int]] = []
+        self.skipped_links: list[str] = []
+        folders = {name: os.path.join(directory, name) for name in sorted(class_to_idx)}
+        seen = {os.path.realpath(p) for p in [directory, *folders.values()]}
+        for name, folder in folders.items():
+            files, skipped = walk_images(folder, seen)
+            samples += [(path, class_to_idx[name]) for path in files]
+            self.skipped_links += skipped
+        return samples
 
     def drop(self, paths: set[str]) -> None:
         """Forget the samples whose file is in `paths` (images the pre-scan found unreadable)."""

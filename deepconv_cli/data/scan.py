@@ -15,13 +15,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import NamedTuple
 
-from PIL import Image, UnidentifiedImageError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from deepconv_cli.data.images import decode_rgb, open_lazily, why_unreadable
 from deepconv_cli.files import write_text_atomically
 
 SCAN_FILE = ".deepconv-scan.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: decoded through data/images.py's reader, symlink problems named
 
 
 class BadImage(NamedTuple):
@@ -30,27 +30,27 @@ class BadImage(NamedTuple):
 
 
 def check_image(path: str) -> str | None:
-    """None when `path` decodes completely as an image, else why not (a short phrase)."""
+    """None when `path` decodes completely as an image through the one reader, else why not (a short phrase).
+
+    JPEGs are decoded in draft mode (1/8 size): every byte of entropy-coded data is still read."""
     try:
-        if os.path.getsize(path) == 0:
-            return "empty file (0 bytes)"
-        with Image.open(path) as img:
-            if img.format == "JPEG":
-                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
-            img.convert("RGB")
-    except UnidentifiedImageError:
-        return "not an image (PIL cannot identify it)"
+        with open_lazily(path) as img:
+            decode_rgb(img, reduce=8)
     except Exception as e:  # noqa: BLE001 - truncated data, bad marker, decompression bomb, unreadable file
-        detail = str(e).splitlines()[0][:160] if str(e) else ""
-        return f"cannot decode: {type(e).__name__}" + (f": {detail}" if detail else "")
+        return why_unreadable(path, e)
     return None
 
 
-def _signature(paths: list[str]) -> str:
+def file_signature(paths: list[str]) -> str:
+    """A digest of the names, sizes and modification times of `paths` (a file that cannot be stat'ed, such as
+    a dangling or looping symlink, counts by its name and the error), so any change to the files changes it."""
     digest = hashlib.sha1()
     for path in sorted(paths):
-        st = os.stat(path)
-        digest.update(f"{os.path.basename(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        try:
+            st = os.stat(path)
+            digest.update(f"{os.path.basename(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError as e:
+            digest.update(f"{os.path.basename(path)}\0error {e.errno}\n".encode())
     return digest.hexdigest()
 
 
@@ -117,7 +117,7 @@ def scan_images(
     verdict: dict[str, str | None] = {}
     stale: dict[str, str] = {}
     for folder, files in by_folder.items():
-        signature = _signature(files)
+        signature = file_signature(files)
         entry = cached.get(folder)
         if entry and entry.get("signature") == signature:
             bad = entry.get("bad", {})

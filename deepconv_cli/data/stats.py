@@ -4,11 +4,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from rich.progress import Progress
 
+from deepconv_cli.data.images import UnreadableImage, open_rgb
+from deepconv_cli.data.scan import file_signature
 from deepconv_cli.errors import failure
-from deepconv_cli.files import reason, write_text_atomically
+from deepconv_cli.files import write_text_atomically
 
 STATS_FILE = ".deepconv-stats.json"
 
@@ -32,10 +33,9 @@ def compute_stats(files: list[str], max_images: int = 10000, progress: bool = Tr
         task = bar.add_task("mean RGB + PCA", total=len(chosen))
         for path in chosen:
             try:
-                with Image.open(path) as img:
-                    px = np.asarray(img.convert("RGB"), dtype=np.float64).reshape(-1, 3) / 255.0
-            except (OSError, ValueError) as e:
-                raise failure(f"cannot read image {path}: {reason(e)} (training skips such files with "
+                px = np.asarray(open_rgb(path), dtype=np.float64).reshape(-1, 3) / 255.0
+            except UnreadableImage as e:
+                raise failure(f"cannot read image {path}: {e} (training skips such files with "
                               "--data.skip_bad_images)") from None
             total += px.sum(0)
             outer += px.T @ px
@@ -58,20 +58,24 @@ def compute_stats(files: list[str], max_images: int = 10000, progress: bool = Tr
 
 
 def load_or_compute(files: list[str], cache: Path, fallback_dir: Path | None, max_images: int) -> dict:
-    """Stats from `cache` (or fallback_dir/STATS_FILE) when they match this file list, else computed and cached.
+    """Stats from `cache` (or fallback_dir/STATS_FILE) when they match these files, else computed and cached.
+
+    The cache is keyed like the bad-image scan's: the names, sizes and modification times of every file, so
+    overwriting, adding or removing an image recomputes the statistics.
 
     The cache sits next to the data; when that folder is read-only it goes to `fallback_dir` (the run dir).
     """
     candidates = [cache] + ([fallback_dir / STATS_FILE] if fallback_dir else [])
+    signature = file_signature(files)
     for path in candidates:
         if path.is_file():
             try:
                 stats = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if stats.get("dataset_files") == len(files) and stats.get("max_images") == max_images:
+            if stats.get("signature") == signature and stats.get("max_images") == max_images:
                 return stats
-    stats = compute_stats(files, max_images) | {"max_images": max_images}
+    stats = compute_stats(files, max_images) | {"max_images": max_images, "signature": signature}
     for path in candidates:
         try:
             write_text_atomically(path, json.dumps(stats, indent=1))

@@ -12,12 +12,11 @@ Two implementations of the same crop:
   source pixels to whole pixels (a shift under half a source pixel, a scale within 1/128 of S) and resizes it
   with torch's vectorised uint8 antialiased bilinear kernel, about 2.5x faster than PIL's; JPEGs are decoded by
   libjpeg-turbo through simplejpeg straight into an array torch can view without a copy (PIL when simplejpeg
-  is not installed or the JPEG is CMYK or damaged). Both decoders skip detail the crop would throw away (DCT
+  is not installed or the JPEG is CMYK, EXIF-rotated or damaged). Both decoders skip detail the crop would throw away (DCT
   scaling by 1/2, 1/4, 1/8) when the image shrinks 2x or more; the finer 7/8..5/8 DCT scales are slower than
   a full decode in libjpeg-turbo, so they are not used. `deepconv benchmark loader` measures the result.
 """
 
-import math
 import random
 
 import numpy as np
@@ -26,6 +25,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
+
+from deepconv_cli.data.images import decode_rgb, orientation, oriented_size
 
 try:
     import simplejpeg
@@ -43,20 +44,21 @@ def _reduction(img: Image.Image, target_short: float) -> int:
 
 
 def _decode(img: Image.Image, target_short: float) -> tuple[Image.Image, float]:
-    """RGB image, decoded at reduced size when a JPEG shrinks >= 2x; returns it and its scale to the original."""
-    w, h = img.size
-    factor = _reduction(img, target_short)
-    if factor > 1:
-        img.draft("RGB", (math.ceil(w / factor), math.ceil(h / factor)))
-    rgb = img.convert("RGB")  # greyscale, CMYK, RGBA, palette -> RGB; also forces the (possibly draft) decode
-    return rgb, rgb.size[0] / w
+    """Upright RGB picture through the one reader (`to_rgb`), decoded at reduced size when a JPEG shrinks >= 2x;
+    returns it and its scale to the original."""
+    width = oriented_size(img)[0]  # before decoding: a JPEG draft changes img.size
+    rgb = decode_rgb(img, _reduction(img, target_short))
+    return rgb, rgb.size[0] / width
 
 
 def _decode_uint8(img: Image.Image, target_short: float) -> tuple[torch.Tensor, float]:
-    """uint8 CHW tensor (HWC in memory) of the RGB image, reduced like `_decode`; and its scale to the original."""
+    """uint8 CHW tensor (HWC in memory) of the RGB image, reduced like `_decode`; and its scale to the original.
+
+    simplejpeg decodes upright RGB/greyscale JPEGs (the same libjpeg-turbo pixels PIL gives); EXIF-rotated ones
+    take the PIL path so that `to_rgb` turns them upright, as everywhere else."""
     w, h = img.size
     path = getattr(img, "filename", "")
-    if simplejpeg is not None and img.format == "JPEG" and img.mode in ("RGB", "L") and path:
+    if simplejpeg is not None and img.format == "JPEG" and img.mode in ("RGB", "L") and path and orientation(img) == 1:
         factor = _reduction(img, target_short)
         with open(path, "rb") as f:
             data = f.read()
@@ -96,25 +98,29 @@ def resized_crop_uint8(img: Image.Image, short_side: float, crop: int, left: flo
 
 
 class ScaleJitterCrop:
-    """Shorter side to S ~ U{s_min..s_max}, then a uniformly placed crop x crop window (train).
+    """Shorter side to S ~ U{s_min..s_max}, then a uniformly placed crop x crop window (train); with `square`, the
+    window lies in the central S x S square (AlexNet's 256 x 256 patch).
 
     Returns a PIL image, or a uint8 CHW tensor made by the faster `resized_crop_uint8` when `as_tensor`.
     """
 
-    def __init__(self, s_min: int, s_max: int, crop: int, as_tensor: bool = False) -> None:
+    def __init__(self, s_min: int, s_max: int, crop: int, as_tensor: bool = False, square: bool = False) -> None:
         if not crop <= s_min <= s_max:
             raise ValueError(f"need crop <= s_min <= s_max, got crop={crop}, s_min={s_min}, s_max={s_max}")
-        self.s_min, self.s_max, self.crop, self.as_tensor = s_min, s_max, crop, as_tensor
+        self.s_min, self.s_max, self.crop, self.as_tensor, self.square = s_min, s_max, crop, as_tensor, square
 
     def params(self, size: tuple[int, int]) -> tuple[int, float, float]:
         """(S, left, top) in S-space for an image of `size` = (w, h)."""
         w, h = size
         s = random.randint(self.s_min, self.s_max)
         sw, sh = w * s / min(w, h), h * s / min(w, h)
+        if self.square:
+            x0, y0 = int((sw - s) / 2), int((sh - s) / 2)
+            return s, x0 + random.randint(0, s - self.crop), y0 + random.randint(0, s - self.crop)
         return s, random.randint(0, int(sw) - self.crop), random.randint(0, int(sh) - self.crop)
 
     def __call__(self, img: Image.Image) -> Image.Image | torch.Tensor:
-        s, left, top = self.params(img.size)
+        s, left, top = self.params(oriented_size(img))
         return (resized_crop_uint8 if self.as_tensor else resized_crop)(img, s, self.crop, left, top)
 
 
@@ -130,15 +136,15 @@ class CenterCropAt:
         self.q, self.crop, self.as_tensor = q, crop, as_tensor
 
     def __call__(self, img: Image.Image) -> Image.Image | torch.Tensor:
-        w, h = img.size
+        w, h = oriented_size(img)
         sw, sh = w * self.q / min(w, h), h * self.q / min(w, h)
         crop = resized_crop_uint8 if self.as_tensor else resized_crop
         return crop(img, self.q, self.crop, (sw - self.crop) / 2, (sh - self.crop) / 2)
 
 
-def train_transform(s_min: int, s_max: int, crop: int, flip: bool = True) -> v2.Compose:
+def train_transform(s_min: int, s_max: int, crop: int, flip: bool = True, square: bool = False) -> v2.Compose:
     """A lazily opened PIL image -> a uint8 (3, crop, crop) scale-jittered, randomly flipped training crop."""
-    steps = [ScaleJitterCrop(s_min, s_max, crop, as_tensor=True)]
+    steps = [ScaleJitterCrop(s_min, s_max, crop, as_tensor=True, square=square)]
     return v2.Compose(steps + ([v2.RandomHorizontalFlip()] if flip else []))
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from deepconv_cli.evaluation.dense import model_device
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 CROP_METHODS = ("multi-crop", "10-crop", "center")
 GRID = 5  # the paper's 5x5 regular grid per scale
@@ -34,12 +34,18 @@ def crop_boxes(method: str, width: int, height: int, crop: int) -> list[tuple[in
     raise ValueError(f"unknown crop method {method!r}; choose one of {', '.join(CROP_METHODS)}")
 
 
-def crop_views(image: torch.Tensor, method: str, crop: int, flip: bool = True) -> torch.Tensor:
+def crop_views(image: torch.Tensor, method: str, crop: int, flip: bool = True, square: bool = False) -> torch.Tensor:
     """The crops (V, C, crop, crop) of one CHW image: the windows, then their mirror images when `flip`.
 
     The centre crop is a single view (no flip); multi-crop gives 25 windows (50 views), 10-crop 5 (10 views).
+    `square`: the windows are those of the image's central square (AlexNet's "four corner patches and the
+    center patch" of the 256 x 256 image).
     """
     _, h, w = image.shape
+    if square:
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        image, h, w = image[:, top : top + side, left : left + side], side, side
     views = torch.stack([image[:, t : t + crop, s : s + crop] for s, t in crop_boxes(method, w, h, crop)])
     if flip and method != "center":
         views = torch.cat([views, torch.flip(views, dims=[3])])
@@ -48,21 +54,22 @@ def crop_views(image: torch.Tensor, method: str, crop: int, flip: bool = True) -
 
 @torch.inference_mode()
 def multiscale_crop_posteriors(
-    model: VGG,
+    model: Classifier,
     images: list[dict[int, torch.Tensor]],
     scales: list[int],
     method: str = "multi-crop",
     flip: bool = True,
     batch_size: int = 32,
+    square: bool = False,
 ) -> torch.Tensor:
     """Posteriors (N, classes) averaged over every crop view of `method` and over the test scales Q.
 
     `images[i][q]` is image i rescaled to shorter side q (uint8 CHW); crops run `batch_size` at a time.
     """
     device, crop = model_device(model), model.crop_size
-    total = torch.zeros(len(images), model.classifier.fc3.out_channels, device=device)
+    total = torch.zeros(len(images), model.num_classes, device=device)
     for q in scales:
-        views = [crop_views(img[q], method, crop, flip) for img in images]
+        views = [crop_views(img[q], method, crop, flip, square) for img in images]
         per_image = views[0].shape[0]  # the same for every image of every shape
         stacked = torch.cat(views)
         probs = torch.cat(

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 
 def rescale_shorter(img: Image.Image, q: int) -> Image.Image:
@@ -25,7 +25,7 @@ def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def dense_posteriors(model: VGG, batch: torch.Tensor, flip: bool = True) -> torch.Tensor:
+def dense_posteriors(model: Classifier, batch: torch.Tensor, flip: bool = True) -> torch.Tensor:
     """Softmax posteriors (N, classes) of a batch of same-size 0..255 images, flip-averaged when `flip`."""
     x = batch.float()
     probs = F.softmax(model(x), dim=1)
@@ -34,12 +34,12 @@ def dense_posteriors(model: VGG, batch: torch.Tensor, flip: bool = True) -> torc
     return probs
 
 
-def model_device(model: VGG) -> torch.device:
+def model_device(model: Classifier) -> torch.device:
     return next(model.parameters()).device
 
 
 def multiscale_dense_posteriors(
-    model: VGG, images: list[dict[int, torch.Tensor]], scales: list[int], flip: bool = True, batch_size: int = 32
+    model: Classifier, images: list[dict[int, torch.Tensor]], scales: list[int], flip: bool = True, batch_size: int = 32
 ) -> torch.Tensor:
     """Dense posteriors (N, classes) averaged over the test scales Q (section 4.3).
 
@@ -47,7 +47,7 @@ def multiscale_dense_posteriors(
     (bucketing), so equal-size images share a forward pass and no image is ever cropped or squared.
     """
     device = model_device(model)
-    total = torch.zeros(len(images), model.classifier.fc3.out_channels, device=device)
+    total = torch.zeros(len(images), model.num_classes, device=device)
     for q in scales:
         buckets: dict[tuple[int, ...], list[int]] = {}
         for i, img in enumerate(images):

@@ -10,7 +10,7 @@ import torch
 
 from deepconv_cli.evaluation.crops import CROP_METHODS, multiscale_crop_posteriors
 from deepconv_cli.evaluation.dense import multiscale_dense_posteriors
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 FUSED = "dense+multi-crop"
 METHODS = ("dense", *CROP_METHODS, FUSED)
@@ -29,9 +29,11 @@ def average(posteriors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def method_posteriors(
-    model: VGG, images: list[dict[int, torch.Tensor]], scales: list[int], method: str, flip: bool, batch_size: int
+    model: Classifier, images: list[dict[int, torch.Tensor]], scales: list[int], method: str, flip: bool, batch_size: int,
+    square: bool = False,
 ) -> torch.Tensor:
-    """Posteriors (N, classes) of one single method (not fused), averaged over `scales`."""
+    """Posteriors (N, classes) of one single method (not fused), averaged over `scales`; `square`: crops come from
+    the central Q x Q square (AlexNet's protocol, for networks trained on the central square)."""
     if method == "dense":
         return multiscale_dense_posteriors(model, images, scales, flip, batch_size)
-    return multiscale_crop_posteriors(model, images, scales, method, flip, batch_size)
+    return multiscale_crop_posteriors(model, images, scales, method, flip, batch_size, square)

@@ -17,14 +17,15 @@ from rich.text import Text
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics.classification import MulticlassAccuracy
 
-from deepconv_cli.data.folder import ImageTree, check_tree, to_rgb
+from deepconv_cli.data.folder import ImageTree, check_tree, warn_skipped_links
+from deepconv_cli.data.images import open_rgb
 from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
 from deepconv_cli.evaluation.fusion import FUSED, average, components, method_posteriors
 from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta, load_model
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Member:
     """One checkpoint of the evaluation: its network, metadata and test scales."""
 
     path: Path
-    model: VGG
+    model: Classifier
     meta: ModelMeta
     scales: list[int]
 
@@ -93,8 +94,8 @@ class RescaledImages(Dataset):
     def __getitem__(self, i: int) -> tuple[int, int, dict[int, torch.Tensor] | str]:
         path, label = self.tree.samples[self.indices[i]]
         try:
-            img = to_rgb(self.tree.loader(path))
-        except (OSError, ValueError) as e:  # corrupt or truncated file: reported once, by the main process
+            img = open_rgb(path)  # the one reader: errors of any kind arrive as UnreadableImage (an OSError)
+        except OSError as e:  # corrupt or truncated file: reported once, by the main process
             return i, label, f"cannot read image {path}: {e}"
         return i, label, {q: to_uint8_tensor(rescale_shorter(img, q)) for q in self.scales}
 
@@ -194,7 +195,8 @@ def chunk_posteriors(
     for i, m in enumerate(members):
         for s in singles:
             start = time.perf_counter()
-            out[str(i), s] = method_posteriors(m.model, images, m.scales, s, flip, batch_size).cpu()  # waits for GPU
+            out[str(i), s] = method_posteriors(m.model, images, m.scales, s, flip, batch_size,
+                                               m.meta.center_square).cpu()  # waits for GPU
             if seconds is not None:
                 seconds[i, s] = seconds.get((i, s), 0.0) + time.perf_counter() - start
         if method == FUSED:
@@ -232,6 +234,7 @@ def evaluate(
     members = load_members(ckpts, scales, dev)
     check_classes(val_dir, members[0].meta.classes)
     tree = ImageTree(val_dir)
+    warn_skipped_links(tree.skipped_links)
     if skip_bad_images:
         _, bad = scan_images([path for path, _ in tree.samples], [val_dir / SCAN_FILE], progress=progress)
         tree.drop({item.path for item in bad})

@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from deepconv_cli.evaluation.crops import multiscale_crop_posteriors
 from deepconv_cli.evaluation.dense import multiscale_dense_posteriors, rescale_shorter, to_uint8_tensor
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 
 def _flops(fn) -> int:
@@ -24,7 +24,7 @@ def _flops(fn) -> int:
 
 
 def time_dense_vs_multicrop(
-    model: VGG, images: list[Image.Image], scales: list[int], batch_size: int = 32, flip: bool = True
+    model: Classifier, images: list[Image.Image], scales: list[int], batch_size: int = 32, flip: bool = True
 ) -> dict:
     """Seconds and GFLOPs of dense (2 views per scale with flips) vs multi-crop (50 crops per scale) evaluation.
 

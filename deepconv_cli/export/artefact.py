@@ -10,13 +10,13 @@ import zipfile
 from pathlib import Path
 
 from deepconv_cli.errors import usage
+from deepconv_cli.evaluation.scores import Artefact
 from deepconv_cli.export.onnx_io import load_onnx
 from deepconv_cli.export.safetensors_io import load_safetensors_model
-from deepconv_cli.export.scores import Artefact
 from deepconv_cli.export.torchscript_io import load_torchscript
 from deepconv_cli.files import existing_file
 from deepconv_cli.models.checkpoint import ModelMeta, load_model
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 
 def artefact_kind(path: Path) -> str:
@@ -32,7 +32,7 @@ def artefact_kind(path: Path) -> str:
     return "checkpoint"
 
 
-def load_network(path: str | Path) -> tuple[VGG, ModelMeta]:
+def load_network(path: str | Path) -> tuple[Classifier, ModelMeta]:
     """A PyTorch network (eval mode) from a .ckpt or .safetensors: what export starts from."""
     path = existing_file(path, "model file")
     kind = artefact_kind(path)

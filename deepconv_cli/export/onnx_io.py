@@ -7,19 +7,18 @@ import onnxruntime as ort
 import torch
 
 from deepconv_cli.errors import failure
-from deepconv_cli.export.graph import exported_module
+from deepconv_cli.evaluation.scores import Artefact
 from deepconv_cli.export.metadata import artefact_metadata, read_metadata
-from deepconv_cli.export.scores import Artefact
 from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 INPUT_NAME, OUTPUT_NAME = "image", "scores"
 
 
-def write_onnx(model: VGG, meta: ModelMeta, path: Path, fixed_size: bool = False) -> None:
+def write_onnx(model: Classifier, meta: ModelMeta, path: Path, fixed_size: bool = False) -> None:
     """Export with batch always dynamic and height/width dynamic (>= crop) unless `fixed_size`."""
-    module = exported_module(model, fixed_size)
+    module = model.export_module(fixed_size)
     crop = meta.crop_size
     example = torch.full((1, 3, crop, crop), 128.0)
     dims = {0: torch.export.Dim("batch", min=1)}

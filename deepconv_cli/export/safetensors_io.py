@@ -9,16 +9,16 @@ from deepconv_cli.errors import failure
 from deepconv_cli.export.metadata import artefact_metadata, read_metadata
 from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 
-def write_safetensors(model: VGG, meta: ModelMeta, path: Path, fixed_size: bool = False) -> None:
-    """The VGG state dict as stored by `load_model`'s network (`fixed_size` does not apply to weights)."""
+def write_safetensors(model: Classifier, meta: ModelMeta, path: Path, fixed_size: bool = False) -> None:
+    """The network's state dict as stored by `load_model`'s network (`fixed_size` does not apply to weights)."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata=artefact_metadata(meta))
 
 
-def load_safetensors_model(path: Path) -> tuple[VGG, ModelMeta]:
+def load_safetensors_model(path: Path) -> tuple[Classifier, ModelMeta]:
     """The network in eval mode, rebuilt from the header's ModelMeta and the stored weights."""
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:

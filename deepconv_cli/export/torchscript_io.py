@@ -6,17 +6,16 @@ from pathlib import Path
 import torch
 
 from deepconv_cli.errors import failure
-from deepconv_cli.export.graph import exported_module
+from deepconv_cli.evaluation.scores import Artefact
 from deepconv_cli.export.metadata import FIXED_KEY, INPUT_KEY, META_KEY, artefact_metadata, read_metadata
-from deepconv_cli.export.scores import Artefact
 from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 
-def write_torchscript(model: VGG, meta: ModelMeta, path: Path, fixed_size: bool = False) -> None:
+def write_torchscript(model: Classifier, meta: ModelMeta, path: Path, fixed_size: bool = False) -> None:
     """Trace the exported wrapper (it has no data-dependent branch, so the trace holds for every input size)."""
-    module = exported_module(model, fixed_size)
+    module = model.export_module(fixed_size)
     example = torch.full((1, 3, meta.crop_size, meta.crop_size), 128.0)
     with warnings.catch_warnings():  # torch.jit is deprecated upstream but is what `torch.jit.load` users need
         warnings.simplefilter("ignore", FutureWarning)

@@ -1,5 +1,1 @@
-"""VGG architectures: the declarative table, dense-ready heads, initialisation and checkpoint reading."""
-
-from deepconv_cli.models.vgg import ARCHS, CONFIGS, VGG
-
-__all__ = ["ARCHS", "CONFIGS", "VGG"]
+"""The networks: one interface (interface.py), one registry (registry.py), one file per family (vgg.py, ...)."""

@@ -4,7 +4,8 @@
 when training deeper architectures, we initialised the first four convolutional layers and the last three
 fully-connected layers with the layers of net A (the intermediate layers were initialised randomly)."
 
-Layers are matched by position in the architecture: a convolution is identified by (block, index within block),
+Layers are matched by position in the architecture (the interface's `conv_positions` and `weight_layers`, so
+any registered family deepens within itself): a convolution is identified by (block, index within block),
 the blocks being separated by max-pooling, and the FC layers by name. A's first four convolutions are block 1
 layer 1, block 2 layer 1, block 3 layers 1-2, and in B, C, D and E those positions hold layers of exactly the
 same shape. Nothing is frozen and no learning rate changes: this is initialisation only.
@@ -16,7 +17,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from deepconv_cli.models.vgg import VGG
+from deepconv_cli.models.interface import Classifier
 
 Scheme = Literal["paper", "all"]
 PAPER_CONV_LAYERS = 4
@@ -31,21 +32,17 @@ class CopyRow:
     note: str = ""
 
 
-def conv_positions(model: VGG) -> list[tuple[str, tuple[int, int], nn.Conv2d]]:
-    """(name, (block, index in block), conv) for every convolution, blocks counted from 1 between poolings."""
-    out, block, index, n = [], 1, 0, 0
-    for m in model.features:
-        if isinstance(m, nn.MaxPool2d):
-            block, index = block + 1, 0
-        elif isinstance(m, nn.Conv2d):
-            n, index = n + 1, index + 1
-            out.append((f"conv{n}", (block, index), m))
-    return out
+def conv_positions(model: Classifier) -> list[tuple[str, tuple[int, int], nn.Module]]:
+    """(name, (block, index in block), conv) for every trunk layer, blocks counted from 1 between poolings."""
+    return model.conv_positions()
 
 
-def _layer_map(target: VGG, source: VGG, scheme: Scheme) -> dict[str, tuple[str, nn.Conv2d, nn.Conv2d]]:
+def _layer_map(target: Classifier, source: Classifier, scheme: Scheme) -> dict[str, tuple[str, nn.Conv2d, nn.Conv2d]]:
     """target layer name -> (source name, target module, source module) for the layers to copy."""
-    heads = {n: (n, t, s) for (n, t), (_, s) in zip(target.weight_layers()[-3:], source.weight_layers()[-3:])}
+    t_head, s_head = target.head_layers(), source.head_layers()
+    if len(t_head) != len(s_head):
+        raise ValueError(f"{target.arch} and {source.arch} have different heads: deepening copies within a family")
+    heads = {n: (n, t, s) for (n, t), (_, s) in zip(t_head, s_head)}
     if scheme == "all":
         t_layers, s_layers = target.weight_layers(), source.weight_layers()
         if len(t_layers) != len(s_layers):
@@ -65,25 +62,43 @@ def _layer_map(target: VGG, source: VGG, scheme: Scheme) -> dict[str, tuple[str,
     return mapping | heads
 
 
+def _copy_rest(target: Classifier, source: Classifier) -> None:
+    """'all': the parameters outside the weight layers (LeNet-5's subsampling coefficients, GoogLeNet's auxiliary
+    classifiers) are copied too; an auxiliary class-score layer stays random when the class count changes."""
+    layer_params = {id(p) for _, m in target.weight_layers() for p in m.parameters()}
+    s_params = dict(source.named_parameters())
+    new_classes = target.num_classes != source.num_classes
+    for name, p in target.named_parameters():
+        if id(p) in layer_params:
+            continue
+        if name in s_params and s_params[name].shape == p.shape:
+            p.copy_(s_params[name])
+        elif not (new_classes and p.shape[0] == target.num_classes):
+            raise ValueError(f"cannot initialise {target.arch} {name} from {source.arch}: no parameter of that shape")
+
+
 @torch.no_grad()
-def initialise_from(target: VGG, source: VGG, scheme: Scheme = "paper") -> list[CopyRow]:
+def initialise_from(target: Classifier, source: Classifier, scheme: Scheme = "paper") -> list[CopyRow]:
     """Copy weights and biases of the mapped layers from `source` into `target`; a shape mismatch is an error.
 
     Returns one row per target weight layer (copied or left at its random init), in order. When the class counts
-    differ, fc3 keeps its random init and its row says why (loud partial loading, as DeiT's --finetune).
+    differ, the last layer keeps its random init and its row says why (loud partial loading, as DeiT's --finetune).
     """
     mapping = _layer_map(target, source, scheme)
     notes = {}
-    if target.classifier.fc3.out_channels != source.classifier.fc3.out_channels:
+    last = target.last_layer()[0]
+    if target.num_classes != source.num_classes:
         # a new label set (e.g. ImageNet weights fine-tuned on 10 classes): the classifier's last layer starts afresh
-        notes["fc3"] = f"{source.classifier.fc3.out_channels} -> {target.classifier.fc3.out_channels} classes"
-        mapping.pop("fc3")
+        notes[last] = f"{source.num_classes} -> {target.num_classes} classes"
+        mapping.pop(last, None)
     for t_name, (s_name, t, s) in mapping.items():
         if t.weight.shape != s.weight.shape:
             raise ValueError(
                 f"cannot initialise {target.arch} {t_name} {tuple(t.weight.shape)} from {source.arch} {s_name} "
                 f"{tuple(s.weight.shape)}: shapes differ (same width and crop size needed)"
             )
+    if scheme == "all":
+        _copy_rest(target, source)
     for t_name, (s_name, t, s) in mapping.items():
         t.weight.copy_(s.weight)
         t.bias.copy_(s.bias)

@@ -21,8 +21,9 @@ class InputNorm(nn.Module):
     prediction and every export apply exactly the same preprocessing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, grey: bool = False) -> None:
         super().__init__()
+        self.grey = grey  # single-channel networks (LeNet-5) see the luma of the normalised RGB image
         self.register_buffer("mean", torch.zeros(1, 3, 1, 1))
         self.register_buffer("scale", torch.ones(1, 3, 1, 1))
 
@@ -31,4 +32,7 @@ class InputNorm(nn.Module):
         self.scale.copy_(torch.tensor(scale or [1.0, 1.0, 1.0], dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.to(self.mean.dtype) - self.mean) * self.scale
+        x = (x.to(self.mean.dtype) - self.mean) * self.scale
+        if self.grey:  # ITU-R BT.601 luma, as PIL's convert("L"); linear, so grey(x) - grey(mean)
+            x = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+        return x

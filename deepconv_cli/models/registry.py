@@ -1,47 +1,89 @@
-"""Name -> metadata for every architecture: what `deepconv models` lists and what aliases the CLI accepts."""
+"""The one list of architectures: name -> builder, family, aliases, notes, default crop, import map, and FLOPs
+and parameter counts computed from the network itself (built on the meta device: no memory, no time).
 
-from dataclasses import asdict, dataclass
+Each model file (models/vgg.py, models/alexnet.py, ...) ends with `SPECS = [ArchSpec(...), ...]`; a family is
+registered by one line in `FAMILIES`. Networks outside the package register the same way through the
+`DEEPCONV_MODELS` environment variable (comma-separated module names, each with a `SPECS` list).
+"""
 
-from deepconv_cli.models.vgg import ARCHS, conv_specs, parameter_count
+import difflib
+import importlib
+import os
 
-# Common names for the same networks (torchvision/timm call D "vgg16"); B-shallow and A-LRN, C have none there.
-ALIASES = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
-NOTES = {
-    "A": "8 conv + 3 FC; trained from random init, the source of deepening",
-    "A-LRN": "A with AlexNet LRN after the first conv (paper: no gain)",
-    "B": "10 conv + 3 FC",
-    "B-shallow": "B with each pair of 3x3 convs replaced by one 5x5 (section 4.1)",
-    "C": "D with a 1x1 conv as the last layer of blocks 3-5",
-    "D": "13 conv + 3 FC (VGG-16)",
-    "E": "16 conv + 3 FC (VGG-19)",
-}
+import torch
+
+from deepconv_cli.models.interface import Classifier
+from deepconv_cli.models.spec import ArchSpec
+
+FAMILIES = (
+    "deepconv_cli.models.vgg",
+    "deepconv_cli.models.alexnet",
+    "deepconv_cli.models.lenet",
+    "deepconv_cli.models.nin",
+    "deepconv_cli.models.googlenet",
+)
+PLUGINS_ENV = "DEEPCONV_MODELS"
 
 
-@dataclass(frozen=True)
-class ArchInfo:
-    name: str
-    alias: str
-    weight_layers: int
-    conv_layers: int
-    parameters: int
-    note: str
+def _load() -> dict[str, ArchSpec]:
+    modules = list(FAMILIES) + [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    specs: dict[str, ArchSpec] = {}
+    for name in modules:
+        for spec in importlib.import_module(name).SPECS:
+            specs[spec.name] = spec
+    return specs
+
+
+def registry() -> dict[str, ArchSpec]:
+    """Every registered architecture by name (families first, then DEEPCONV_MODELS plug-ins)."""
+    return _load()
+
+
+def names() -> tuple[str, ...]:
+    return tuple(registry())
+
+
+def accepted_names() -> tuple[str, ...]:
+    """Names and aliases: what `--model.arch` accepts."""
+    specs = registry()
+    return tuple(specs) + tuple(a for s in specs.values() for a in s.aliases)
 
 
 def resolve_arch(name: str) -> str:
-    """An architecture name as the table spells it, from a table name or an alias, case-insensitively."""
-    by_lower = {a.lower(): a for a in ARCHS} | ALIASES
-    try:
+    """The registered name of an architecture given by name or alias, case-insensitively; ValueError otherwise."""
+    specs = registry()
+    by_lower = {n.lower(): n for n in specs} | {a.lower(): s.name for s in specs.values() for a in s.aliases}
+    if name.lower() in by_lower:
         return by_lower[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHS)} (or {', '.join(ALIASES)})")
+    near = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    hint = f"; did you mean {by_lower[near[0]]}?" if near else ""
+    raise ValueError(f"unknown architecture {name!r}{hint} (`deepconv models` lists them)")
 
 
-def arch_info(arch: str, num_classes: int = 1000, width: float = 1.0, crop_size: int = 224) -> ArchInfo:
-    convs = len(list(conv_specs(arch)))
-    alias = next((k for k, v in ALIASES.items() if v == arch), "")
-    params = parameter_count(arch, num_classes, width, crop_size)
-    return ArchInfo(arch, alias, convs + 3, convs, params, NOTES[arch])
+def get_spec(name: str) -> ArchSpec:
+    return registry()[resolve_arch(name)]
 
 
-def all_archs(**kwargs) -> list[dict]:
-    return [asdict(arch_info(a, **kwargs)) for a in ARCHS]
+def build(arch: str, **kwargs) -> Classifier:
+    return get_spec(arch).build(**kwargs)
+
+
+def build_meta(arch: str, **kwargs) -> Classifier:
+    """The network on the meta device: shapes and counts without allocating or initialising weights."""
+    with torch.device("meta"):
+        return build(arch, **kwargs)
+
+
+def parameter_count(arch: str, **kwargs) -> int:
+    return build_meta(arch, **kwargs).inference_parameters()
+
+
+def flop_count(arch: str, crop_size: int | None = None, **kwargs) -> int:
+    """FLOPs (multiply-adds x 2) of one forward pass on one crop, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_meta(arch, crop_size=crop_size, **kwargs).eval()
+    crop = model.crop_size
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.empty(1, 3, crop, crop, device="meta"))
+    return counter.get_total_flops()

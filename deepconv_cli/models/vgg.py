@@ -11,12 +11,13 @@ Every network ends with FC-4096, FC-4096, FC-classes (held conv-shaped, see head
 from collections.abc import Iterator
 from typing import Literal
 
-import torch
 from torch import nn
 
 from deepconv_cli.models.heads import ConvHead
 from deepconv_cli.models.init import init_weights
-from deepconv_cli.models.layers import InputNorm, alexnet_lrn
+from deepconv_cli.models.interface import Classifier
+from deepconv_cli.models.layers import alexnet_lrn
+from deepconv_cli.models.spec import ArchSpec
 
 M, LRN = "M", "LRN"
 CONFIGS: dict[str, list] = {
@@ -43,13 +44,8 @@ def _scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-class VGG(nn.Module):
-    """InputNorm -> convolutional trunk (`features`) -> dense-ready head (`classifier`).
-
-    `forward` takes a 0..255 RGB batch of any size >= `crop_size` and returns class scores averaged over the
-    score map: on a crop that map is 1x1, so this is the plain forward; on a whole image it is the paper's dense
-    evaluation (before softmax and flip averaging, which evaluation adds).
-    """
+class VGG(Classifier):
+    """InputNorm -> convolutional trunk (`features`) -> dense-ready head (`classifier`, FC1 a k x k conv)."""
 
     def __init__(
         self,
@@ -57,17 +53,15 @@ class VGG(nn.Module):
         num_classes: int = 1000,
         width: float = 1.0,
         crop_size: int = 224,
-        dropout: float = 0.5,
+        dropout: float | None = 0.5,
         init: str = "normal",
         init_std: float = 0.01,
     ) -> None:
-        super().__init__()
         if arch not in CONFIGS:
-            raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-        if crop_size % STRIDE:
+            raise ValueError(f"unknown VGG configuration {arch!r}; choose one of {', '.join(ARCHS)}")
+        if crop_size % STRIDE or crop_size < STRIDE:
             raise ValueError(f"crop_size must be a multiple of {STRIDE} (five 2x2 poolings), got {crop_size}")
-        self.arch, self.crop_size = arch, crop_size
-        self.normalize = InputNorm()
+        super().__init__(arch, crop_size)
         layers: list[nn.Module] = []
         channels = 3
         for token in CONFIGS[arch]:
@@ -81,22 +75,10 @@ class VGG(nn.Module):
                 layers += [nn.Conv2d(channels, out, kernel, padding=kernel // 2), nn.ReLU(inplace=True)]
                 channels = out
         self.features = nn.Sequential(*layers)
-        self.classifier = ConvHead(channels, crop_size // STRIDE, _scaled(FC_WIDTH, width), num_classes, dropout)
-        init_weights(self, init, init_std)
-
-    def weight_layers(self) -> list[tuple[str, nn.Conv2d]]:
-        """The weight layers in order (conv1 ... convN, fc1, fc2, fc3): the positions deepening copies by."""
-        convs = [(f"conv{i + 1}", m) for i, m in enumerate(m for m in self.features if isinstance(m, nn.Conv2d))]
-        head = self.classifier
-        return convs + [("fc1", head.fc1), ("fc2", head.fc2), ("fc3", head.fc3)]
-
-    def score_map(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_tracing() and min(x.shape[-2:]) < self.crop_size:
-            raise ValueError(f"input {x.shape[-2]}x{x.shape[-1]} is smaller than the training crop {self.crop_size}")
-        return self.classifier(self.features(self.normalize(x)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.score_map(x).mean(dim=(2, 3))
+        hidden = _scaled(FC_WIDTH, width)
+        self.classifier = ConvHead(channels, crop_size // STRIDE, [hidden, hidden], num_classes,
+                                   0.5 if dropout is None else dropout)
+        init_weights(self, "normal" if init == "paper" else init, init_std)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -120,3 +102,31 @@ def parameter_count(arch: str, num_classes: int = 1000, width: float = 1.0, crop
     convs = sum(k * k * cin * cout + cout for k, cin, cout in specs)
     k, hidden, last = crop_size // STRIDE, _scaled(FC_WIDTH, width), specs[-1][2]
     return convs + (k * k * last + 1) * hidden + (hidden + 1) * hidden + (hidden + 1) * num_classes
+
+
+NOTES = {
+    "A": "8 conv + 3 FC; trained from random init, the source of deepening",
+    "A-LRN": "A with AlexNet LRN after the first conv (paper: no gain)",
+    "B": "10 conv + 3 FC",
+    "B-shallow": "B with each pair of 3x3 convs replaced by one 5x5 (section 4.1)",
+    "C": "D with a 1x1 conv as the last layer of blocks 3-5",
+    "D": "13 conv + 3 FC (VGG-16)",
+    "E": "16 conv + 3 FC (VGG-19)",
+}
+ALIASES = {"A": ("vgg11",), "B": ("vgg13",), "D": ("vgg16",), "E": ("vgg19",)}
+TABLE_2 = {"A": "133 M", "A-LRN": "133 M", "B": "133 M", "B-shallow": "(section 4.1)", "C": "134 M", "D": "138 M",
+           "E": "144 M"}
+
+
+def _builder(arch: str):
+    def build(num_classes: int, width: float, crop_size: int, dropout: float | None, init: str, init_std: float) -> VGG:
+        return VGG(arch, num_classes, width, crop_size, dropout, init, init_std)
+
+    return build
+
+
+SPECS = [
+    ArchSpec(a, "VGG", _builder(a), ALIASES.get(a, ()), NOTES[a], 224, paper_params=TABLE_2[a],
+             weight_map="deepconv_cli.export.import_weights:map_state_dict" if a in ALIASES else "")
+    for a in ARCHS
+]

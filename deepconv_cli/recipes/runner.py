@@ -18,11 +18,22 @@ A recipe is YAML:
         args: ["--data", "data/digits/val", "--json", "{run_dir}/results.json"]
 
 Strings in `args` may use {run_dir} (this stage's folder), {run_root} and {<stage>} / {<stage>:last} for another
-stage's checkpoint. A finished stage leaves a `.stage-done` marker in its folder and is skipped next time;
-train / fine-tune stages interrupted mid-way resume from their last.ckpt because `train` does so by itself.
+stage's checkpoint. A finished stage leaves a `.stage-done` marker in its folder (its command line and a
+fingerprint of its config and input checkpoints) and is skipped next time; one whose recipe, arguments or inputs
+changed since is run again (evaluate, export, data, predict) or, for training stages, kept and reported with
+how to retrain it (`--rerun NAME`). train / fine-tune stages interrupted mid-way resume from their last.ckpt
+because `train` does so by itself.
+
+Each stage runs as a child process that dies with the runner (Linux parent-death signal), so a `kill -9` of the
+runner never leaves a stage training on its own; SIGTERM, SIGUSR1, SIGHUP and Ctrl-C are passed on to the stage,
+which saves its last.ckpt, and the runner waits for it and exits 143 (130 for Ctrl-C).
 """
 
+import ctypes
+import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -30,10 +41,13 @@ from pathlib import Path
 
 import yaml
 
-from deepconv_cli.errors import failure, usage
+from deepconv_cli.errors import DeepconvError, failure, usage
 from deepconv_cli.files import reason, write_text_atomically
+from deepconv_cli.recipes.checks import fingerprint
 
-COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict")
+COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict", "compare")
+FORWARDED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP, signal.SIGINT)
+PR_SET_PDEATHSIG = 1
 TRAINING = ("train", "fine-tune")
 DONE = ".stage-done"
 
@@ -68,12 +82,27 @@ class Recipe:
         return self.run_root / name / f"{which or 'best'}.ckpt"
 
     def status(self, stage: Stage) -> str:
+        """done | changed (finished with other settings) | resume (interrupted training) | pending."""
         run_dir = self.run_dir(stage)
-        if (run_dir / DONE).is_file():
-            return "done"
+        marker = run_dir / DONE
+        if marker.is_file():
+            return "done" if self.finished_as_now(stage, marker) else "changed"
         if stage.command in TRAINING and (run_dir / "last.ckpt").is_file():
             return "resume"
         return "pending"
+
+    def finished_as_now(self, stage: Stage, marker: Path) -> bool:
+        """Whether the stage's marker records the command line and fingerprint it would run with now."""
+        argv = self.argv(stage)
+        try:
+            text = marker.read_text()
+        except OSError:
+            return False
+        try:
+            record = json.loads(text)
+        except ValueError:  # a 0.1.0 marker: the command line only
+            return text.strip() == " ".join(["deepconv", *argv])
+        return isinstance(record, dict) and record.get("fingerprint") == fingerprint(self, stage, argv)
 
     def argv(self, stage: Stage) -> list[str]:
         """The deepconv command line of a stage, references resolved."""
@@ -138,12 +167,46 @@ def load_recipe(path: str | Path, run_root: str | None = None) -> Recipe:
     return Recipe(path, root, stages)
 
 
-def run_stage(recipe: Recipe, stage: Stage) -> None:
-    """Run one stage as `python -m deepconv_cli ...`; mark it done on success, stop the chain on failure."""
+def _die_with_parent() -> None:
+    """In the stage's process before it starts: its own process group (the runner forwards Ctrl-C once) and,
+    on Linux, SIGKILL when the runner dies, whatever kills it."""
+    os.setpgid(0, 0)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: no parent-death signal
+        return
+    if os.getppid() == 1:  # the runner died before prctl took effect
+        os._exit(1)
+
+
+def run_stage(recipe: Recipe, stage: Stage, extra: tuple[str, ...] = ()) -> None:
+    """Run one stage as `python -m deepconv_cli ...`; mark it done on success, stop the chain on failure.
+
+    Signals to the runner go to the stage, which saves and stops; the runner waits for it, then stops too."""
     run_dir = recipe.run_dir(stage)
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = recipe.argv(stage)
-    code = subprocess.call([sys.executable, "-m", "deepconv_cli", *argv])
+    command = [sys.executable, "-m", "deepconv_cli", *argv, *extra]
+    proc = subprocess.Popen(command, preexec_fn=_die_with_parent)  # noqa: PLW1509 - the runner starts no threads
+    received: list[int] = []
+
+    def forward(signum: int, frame) -> None:
+        received.append(signum)
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
+    try:
+        code = proc.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        name = signal.Signals(received[0]).name
+        raise DeepconvError(
+            f"stopped by {name} during stage {stage.name!r} (it exited with {code}); run the same command again to"
+            " resume", 130 if received[0] == signal.SIGINT else 143)
     if code != 0:
         raise failure(f"stage {stage.name!r} ({stage.command}) failed with exit code {code}; re-run to resume")
-    write_text_atomically(run_dir / DONE, " ".join(["deepconv", *argv]) + "\n")
+    record = {"command": " ".join(["deepconv", *argv]), "fingerprint": fingerprint(recipe, stage, argv)}
+    write_text_atomically(run_dir / DONE, json.dumps(record, indent=1) + "\n")

@@ -12,6 +12,7 @@
   same data order and augmentations as an uninterrupted one (exactly so with num_workers 0).
 """
 
+import errno
 import os
 import random
 import signal
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import lightning as L
 import numpy as np
@@ -28,23 +29,11 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
 from deepconv_cli.errors import DeepconvError, failure
+from deepconv_cli.files import WriteError, remove_stale_temp_files, staged_file, write_problem
 
 EXIT_SIGNALLED = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
 BACKUP_SUFFIX = ".prev"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def backup_path(path: Path) -> Path:
@@ -52,28 +41,46 @@ def backup_path(path: Path) -> Path:
     return path.with_name(path.stem + BACKUP_SUFFIX + path.suffix)
 
 
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of tensor data in a (nested) checkpoint: about the size torch.save writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to a temporary file in the target folder, fsync, rename; the old `keep_previous` files survive."""
+    """torch.save through `files.staged_file` (temporary file in the target folder, fsync, rename); the old
+    `keep_previous` files survive as *.prev.ckpt. A full disk is one line naming the path and the space needed,
+    and leaves the previous checkpoint as it was. Temporary files of killed writers are removed first."""
 
     def __init__(self, keep_previous: tuple[str, ...] = ("last.ckpt",)) -> None:
         self.keep_previous = keep_previous
+        self._cleaned: set[Path] = set()
+
+    def write(self, checkpoint: dict[str, Any], file: BinaryIO) -> None:
+        """Serialise `checkpoint` into the open temporary file (a seam for fault-injection tests)."""
+        torch.save(checkpoint, file)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        if path.parent not in self._cleaned:
+            remove_stale_temp_files(path.parent)
+            self._cleaned.add(path.parent)
+        backup = backup_path(path) if path.name in self.keep_previous else None
         try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            if path.name in self.keep_previous and path.is_file():
-                os.replace(path, backup_path(path))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+            with staged_file(path, backup=backup) as tmp, open(tmp, "wb") as f:
+                self.write(checkpoint, f)
+        except WriteError as e:
+            cause = e.__context__ if isinstance(e.__context__, OSError) else None
+            if cause is not None and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise failure(write_problem(path, cause, tensor_bytes(checkpoint))) from None
+            raise failure(str(e)) from None
+        except OSError as e:
+            raise failure(write_problem(path, e, tensor_bytes(checkpoint))) from None
 
 
 def checkpoint_problem(path: Path) -> str | None:
@@ -89,7 +96,12 @@ def checkpoint_problem(path: Path) -> str | None:
 
 
 def resume_checkpoint(run_dir: Path, report: bool = True) -> Path | None:
-    """The checkpoint a re-run continues from: the first complete one of last, last.prev, best (None: start)."""
+    """The checkpoint a re-run continues from: the first complete one of last, last.prev, best (None: start).
+
+    Temporary files that a killed writer left in the run directory are removed first (by the process that
+    reports, rank 0: the one that writes checkpoints)."""
+    if report and run_dir.is_dir():
+        remove_stale_temp_files(run_dir)
     last = run_dir / "last.ckpt"
     for candidate in (last, backup_path(last), run_dir / "best.ckpt"):
         if not candidate.is_file():

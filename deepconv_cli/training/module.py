@@ -1,30 +1,39 @@
-"""ClassifierModule: a VGG network trained as in section 3.1 of the VGG paper (SGD, momentum, plateau lr drops)."""
+"""ClassifierModule: any registered network trained as in section 3.1 of the VGG paper (SGD, momentum, plateau
+lr drops); the network comes from the registry by name, so this module knows no architecture."""
 
+import time
 from typing import Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from deepconv_cli.data.transforms import pca_color_shift
 from deepconv_cli.models.checkpoint import ModelMeta
-from deepconv_cli.models.vgg import VGG, Arch
+from deepconv_cli.models.registry import accepted_names, build, resolve_arch
+
+# the registry's names and aliases, so `--model.arch vgg16` works and a typo is a one-line usage error
+ArchName = Literal[accepted_names()]
 
 
 class ClassifierModule(L.LightningModule):
-    """A VGG configuration and its optimisation.
+    """A network of the registry and its optimisation.
 
     Args:
-        arch: configuration of Table 1 (A, A-LRN, B, C, D, E) or B-shallow of section 4.1.
+        arch: architecture name or alias (`deepconv models` lists them): VGG A, A-LRN, B, B-shallow, C, D, E
+            (vgg11/13/16/19), and the other networks of the source papers.
         num_classes: number of classes (linked from the data: the number of class folders).
         classes: class names (linked from the data), saved in every checkpoint.
         width: multiplier on every layer's width (1.0 = the paper; 0.125 trains on a CPU).
-        crop_size: training crop side (linked from the data); FC1 is a (crop_size/32)^2 window.
-        dropout: dropout ratio after FC1 and FC2.
-        init: random initialisation: "normal" (zero mean, std init_std), "glorot" or "kaiming".
-        init_std: std of the "normal" init. The paper's text says variance 1e-2 (std 0.1); AlexNet uses 0.01.
+        crop_size: training crop side (linked from the data); VGG's FC1 is a (crop_size/32)^2 window.
+        dropout: dropout ratio of the FC layers (VGG, AlexNet: 0.5 after FC1 and FC2); null = the paper's.
+        init: random initialisation: "normal" (zero mean, std init_std, zero biases), "glorot", "kaiming", or
+            "paper" (the network's own paper: e.g. AlexNet's N(0, 0.01) with biases 1 in conv2/4/5 and the FCs).
+        init_std: std of the "normal" init. The VGG paper's text says variance 1e-2 (std 0.1); AlexNet uses 0.01.
+        arch_options: architecture-specific options (e.g. LeNet-5's {"activation": "relu"}).
         lr: initial learning rate (1e-2; 1e-3 for S=384 nets initialised from S=256).
         momentum: SGD momentum.
         weight_decay: L2 penalty multiplier.
@@ -33,35 +42,47 @@ class ClassifierModule(L.LightningModule):
         max_lr_drops: training stops at the plateau after this many drops (3 in the paper).
         channels_last: keep weights and batches in NHWC memory order (faster convolutions on tensor-core GPUs);
             default: on when CUDA is available. bf16 is the Trainer's `--trainer.precision bf16-mixed`.
-        compile: compile the network with torch.compile (a one-off compilation pause; checkpoints unchanged).
+        compile: compile the network with torch.compile (a one-off compilation pause; checkpoints unchanged);
+            default: on when training on CUDA, off on CPU.
     """
 
     def __init__(
         self,
-        arch: Arch = "A",
+        arch: ArchName = "A",
         num_classes: int = 1000,
         classes: list[str] | None = None,
-        width: float = 1.0,
+        width: PositiveFloat = 1.0,
         crop_size: int = 224,
-        dropout: float = 0.5,
-        init: Literal["normal", "glorot", "kaiming"] = "normal",
-        init_std: float = 0.01,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        lr_drop_factor: float = 0.1,
-        lr_patience: int = 2,
-        max_lr_drops: int = 3,
+        dropout: ClosedUnitInterval | None = None,
+        init: Literal["normal", "glorot", "kaiming", "paper"] = "normal",
+        init_std: PositiveFloat = 0.01,
+        arch_options: dict | None = None,
+        lr: PositiveFloat = 0.01,
+        momentum: NonNegativeFloat = 0.9,
+        weight_decay: NonNegativeFloat = 5e-4,
+        lr_drop_factor: OpenUnitInterval = 0.1,
+        lr_patience: NonNegativeInt = 2,
+        max_lr_drops: NonNegativeInt = 3,
         channels_last: bool | None = None,
-        compile: bool = False,
+        compile: bool | None = None,
     ) -> None:
         super().__init__()
+        # jsonargparse's constrained types (PositiveFloat, ...) are float/int subclasses that torch.load(weights_only)
+        # refuses: the checkpoint's hyperparameters and metadata must hold plain numbers
+        width, init_std, lr, momentum, weight_decay, lr_drop_factor = (
+            float(v) for v in (width, init_std, lr, momentum, weight_decay, lr_drop_factor))
+        dropout = None if dropout is None else float(dropout)
+        lr_patience, max_lr_drops = int(lr_patience), int(max_lr_drops)
         self.save_hyperparameters()
         classes = list(classes) if classes else [str(i) for i in range(num_classes)]
         if len(classes) != num_classes:
             raise ValueError(f"{len(classes)} class names for num_classes={num_classes}")
-        self.meta = ModelMeta(arch, num_classes, classes, width, crop_size, dropout)
-        self.model = VGG(arch, num_classes, width, crop_size, dropout, init, init_std)
+        if width <= 0 or lr <= 0:
+            raise ValueError(f"model.width and model.lr must be > 0 (got width={width}, lr={lr})")
+        arch, options = resolve_arch(arch), dict(arch_options or {})
+        self.meta = ModelMeta(arch, num_classes, classes, width, crop_size, dropout, options=options)
+        self.model = build(arch, num_classes=num_classes, width=width, crop_size=crop_size, dropout=dropout,
+                           init=init, init_std=init_std, **options)
         self.register_buffer("pca_eigval", torch.zeros(0), persistent=False)
         self.register_buffer("pca_eigvec", torch.zeros(0), persistent=False)
         self.pca_std = 0.0
@@ -80,13 +101,17 @@ class ClassifierModule(L.LightningModule):
     def configure_model(self) -> None:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        if self.compile_model:
+        on_cuda = self._trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        if self.compile_model or (self.compile_model is None and on_cuda):
+            if self._trainer is None or self.trainer.is_global_zero:
+                print("compiling the network (torch.compile): the first steps pause while kernels are generated")
             self.model.compile()  # in place: parameter names, hence checkpoints, stay as they are
 
     def setup(self, stage: str) -> None:
         data = self.trainer.datamodule if self._trainer is not None else None
         if data is not None and getattr(data, "stats", None):
             self.adopt_data_stats(data.stats, data.s_min, data.s_max, data.pca_std)
+            self.meta.center_square = bool(getattr(data, "center_square", False))
 
     def keep_preprocessing(self, source: ModelMeta) -> None:
         """Fine-tuning imported weights: keep their input normalisation instead of the data's mean RGB."""
@@ -117,7 +142,10 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = F.cross_entropy(self(x), y)
+        scores, aux = self.model.forward_train(x)
+        loss = F.cross_entropy(scores, y)
+        if aux:  # GoogLeNet's side classifiers, weighted into the loss during training only
+            loss = loss + self.model.aux_loss_weight * sum(F.cross_entropy(a, y) for a in aux)
         self.train_loss.update(loss.detach(), weight=len(y))
         # each self.log costs Lightning ~0.7 ms of bookkeeping, 3% of a narrow net's CPU step (`deepconv benchmark
         # train`): the step loss is logged only on the steps the logger writes, the epoch mean once an epoch
@@ -125,9 +153,14 @@ class ClassifierModule(L.LightningModule):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        self.epoch_started = time.perf_counter()
+
     def on_train_epoch_end(self) -> None:
         self.log("train/loss_epoch", self.train_loss.compute())
         self.train_loss.reset()
+        # wall seconds of the epoch's training steps (validation excluded): `deepconv compare` sums them
+        self.log("time/train_seconds", time.perf_counter() - self.epoch_started)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch

@@ -1,0 +1,127 @@
+"""What a recipe needs before it starts, and what a finished stage was run with.
+
+`problems` lists every data folder and checkpoint a recipe's pending stages need that neither exists nor is
+written by an earlier stage, so `recipe run` (and `--dry-run`) can refuse before anything starts. `fingerprint`
+digests a stage's command line, its config file's content and the checkpoints it reads, so a finished stage
+whose recipe, arguments or inputs changed is not mistaken for done.
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+CHECKPOINT_OPTIONS = ("--init-from", "--init_from", "--ckpt")
+
+
+def option_value(argv: list[str], name: str) -> str | None:
+    """The last value given to option `name` in `argv` (`--name=X` or `--name X`), or None."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg[len(name) + 1:]
+    return value
+
+
+def config_value(config: Path | None, dotted: str) -> str | None:
+    """A value of a YAML config file by its dotted key (`data.data_dir`), or None when absent or unreadable."""
+    if config is None:
+        return None
+    try:
+        node = yaml.safe_load(config.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return None if node is None else str(node)
+
+
+def positionals(args: list[str]) -> list[str]:
+    """The arguments that are not options (`deepconv data digits OUT` -> [digits, OUT])."""
+    return [a for a in args if not a.startswith("-")]
+
+
+def _within(path: Path, folders: list[Path]) -> bool:
+    real = Path(os.path.abspath(path))
+    return any(real == f or f in real.parents for f in folders)
+
+
+def stage_outputs(recipe, stage) -> list[Path]:
+    """Folders a stage writes: its run directory, and the dataset folder of a `data` stage."""
+    outputs = [Path(os.path.abspath(recipe.run_dir(stage)))]
+    if stage.command == "data" and len(positionals(stage.args)) >= 2:
+        outputs.append(Path(os.path.abspath(positionals(stage.args)[1])))
+    return outputs
+
+
+def _check_data(name: str, folder: str | None, needs_splits: bool, produced: list[Path]) -> list[str]:
+    if folder is None:
+        return [f"stage {name}: no data folder given (set data.data_dir in its config or args)"]
+    path = Path(folder)
+    if _within(path, produced):
+        return []
+    if not path.is_dir():
+        what = f"{path}/train and {path}/val" if needs_splits else "a folder of class folders"
+        return [f"stage {name}: data folder {path} not found (it should hold {what})"]
+    missing = [s for s in ("train", "val") if needs_splits and not (path / s).is_dir()]
+    return [f"stage {name}: data folder {path} has no {' or '.join(s + '/' for s in missing)}"] if missing else []
+
+
+def problems(recipe, statuses: dict[str, str]) -> list[str]:
+    """Every missing input of the stages that would run (statuses: stage name -> status), one line each."""
+    found: list[str] = []
+    produced: list[Path] = []
+    for stage in recipe.stages:
+        if statuses[stage.name] in ("done", "changed-kept"):
+            continue
+        argv = recipe.argv(stage)
+        if stage.command in ("train", "fine-tune"):
+            folder = option_value(argv, "--data.data_dir") or config_value(stage.config, "data.data_dir")
+            found += _check_data(stage.name, folder, True, produced)
+        elif stage.command == "evaluate":
+            found += _check_data(stage.name, option_value(argv, "--data"), False, produced)
+        for option in CHECKPOINT_OPTIONS:
+            ckpt = option_value(argv, option)
+            if ckpt and not _within(Path(ckpt), produced) and not Path(ckpt).is_file():
+                found.append(f"stage {stage.name}: checkpoint {ckpt} not found ({option})")
+        produced += stage_outputs(recipe, stage)
+    return _merge(found)
+
+
+def _merge(lines: list[str]) -> list[str]:
+    """"stage a: X", "stage b: X" -> "stages a, b: X" (the same missing folder is named once)."""
+    by_text: dict[str, list[str]] = {}
+    for line in lines:
+        name, _, text = line.removeprefix("stage ").partition(": ")
+        by_text.setdefault(text, []).append(name)
+    return [f"stage{'s' if len(names) > 1 else ''} {', '.join(names)}: {text}" for text, names in by_text.items()]
+
+
+def _file_digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def fingerprint(recipe, stage, argv: list[str]) -> str:
+    """A digest of what a stage runs with: its command line, its config's content, the checkpoints it reads."""
+    inputs = {}
+    for option in CHECKPOINT_OPTIONS:
+        ckpt = option_value(argv, option)
+        if ckpt:
+            try:
+                st = os.stat(ckpt)
+                inputs[ckpt] = [st.st_size, st.st_mtime_ns]
+            except OSError:
+                inputs[ckpt] = None
+    record = {"argv": argv, "config": _file_digest(stage.config), "inputs": inputs}
+    return hashlib.sha1(json.dumps(record, sort_keys=True).encode()).hexdigest()

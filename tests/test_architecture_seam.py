@@ -1,0 +1,130 @@
+"""The architecture seam: every registered network answers the same small interface, and a new architecture is one
+file plus one registry line (here: the DEEPCONV_MODELS plug-in variable) — train, fine-tune, evaluate, export
+and predict then work for it through the CLI without any other change."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from deepconv_cli.models.checkpoint import ModelMeta, load_model, read_checkpoint
+from deepconv_cli.models.registry import build, get_spec, registry, resolve_arch
+
+TOY = textwrap.dedent('''
+    """A toy network for the seam test: one conv block and a two-layer conv-shaped head."""
+    from torch import nn
+
+    from deepconv_cli.models.heads import ConvHead
+    from deepconv_cli.models.interface import Classifier
+    from deepconv_cli.models.spec import ArchSpec
+
+
+    class Toy(Classifier):
+        def __init__(self, num_classes, width, crop_size, dropout, init, init_std):
+            super().__init__("toy", crop_size)
+            c = max(1, round(64 * width))
+            self.features = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4))
+            self.classifier = ConvHead(c, crop_size // 4, [32], num_classes, dropout or 0.0)
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.xavier_uniform_(m.weight)
+
+
+    SPECS = [ArchSpec("toy", "Toy", Toy, aliases=("toynet",), note="seam test network", default_crop=32)]
+''')
+
+
+def small(name: str) -> dict:
+    """Cheap settings for any registered network: narrow, and its own crop."""
+    return {"num_classes": 7, "width": 1.0 if name == "lenet5" else 0.125}  # LeNet-5's C3 table fixes its width
+
+
+@pytest.mark.parametrize("arch", list(registry()))
+def test_every_network_answers_the_interface(arch):
+    torch.manual_seed(0)
+    model = build(arch, **small(arch)).eval()
+    crop = model.crop_size
+    x = torch.rand(2, 3, crop, crop) * 255
+    with torch.no_grad():
+        scores = model(x)
+        assert scores.shape == (2, 7) and model.num_classes == 7
+        # the two export forms compute what the network computes, on a crop
+        torch.testing.assert_close(model.export_module(fixed_size=True)(x), scores, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(model.export_module(fixed_size=False)(x), scores, rtol=1e-4, atol=1e-4)
+        # dense: a larger, non-square image gives a score map and its mean
+        big = torch.rand(1, 3, crop + 32, crop + 64) * 255
+        assert model.score_map(big).shape[:2] == (1, 7)
+        torch.testing.assert_close(model.export_module(False)(big), model(big), rtol=1e-4, atol=1e-4)
+        assert model.descriptor_map(x).shape[0] == 2
+    _, layer = model.last_layer()
+    assert layer is model.weight_layers()[-1][1]
+    model.replace_last_layer(4)
+    assert model(x).shape == (2, 4) and model.num_classes == 4
+
+
+def test_aliases_are_accepted_by_the_typed_option(tmp_path, digits_dir):
+    """`--model.arch vgg16` is D; a typo is one line, exit 2, with a suggestion from the registry."""
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    ok = subprocess.run([sys.executable, "-m", "deepconv_cli", "train", "--data.data_dir", str(digits_dir),
+                         "--model.arch", "vgg16", "--print_config"], capture_output=True, text=True, env=env,
+                        check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "arch: vgg16" in ok.stdout
+    assert resolve_arch("VGG16") == "D" and get_spec("vgg19").name == "E"
+    with pytest.raises(ValueError, match="did you mean"):
+        resolve_arch("alexnt")
+
+
+def test_checkpoints_of_0_1_0_still_load(trained_ckpt, tmp_path):
+    """A 0.1.0 checkpoint (no `options` in the metadata, VGG by table name) loads to the same numbers."""
+    ckpt = read_checkpoint(trained_ckpt)
+    old = dict(ckpt["deepconv"])
+    old.pop("options", None)
+    old["version"] = "0.1.0"
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": ckpt["state_dict"], "deepconv": old}, path)
+    new_model, _ = load_model(trained_ckpt)
+    old_model, meta = load_model(path)
+    assert isinstance(meta, ModelMeta) and meta.arch == "A"
+    x = torch.rand(2, 3, 36, 36) * 255
+    with torch.no_grad():
+        assert torch.equal(new_model(x), old_model(x))
+
+
+def _cli(args: list[str], env: dict, cwd) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-m", "deepconv_cli", *args], capture_output=True, text=True, env=env,
+                         cwd=cwd, check=False)
+    assert out.returncode == 0, f"{args[0]}: {out.stderr[-2000:]}"
+    return out
+
+
+def test_a_new_architecture_is_one_file_and_one_registry_line(tmp_path, digits_dir):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "toy_net.py").write_text(TOY)
+    env = os.environ | {"DEEPCONV_MODELS": "toy_net", "PYTHONPATH": str(plugins), "OMP_NUM_THREADS": "1"}
+    common = [f"--data.data_dir={digits_dir}", "--data.crop_size=32", "--data.s_min=36", "--data.s_max=36",
+              "--data.batch_size=32", "--data.num_workers=0", "--trainer.max_epochs=2",
+              "--trainer.enable_progress_bar=false", "--trainer.accelerator=cpu", "--model.lr=0.01"]
+    models = json.loads(_cli(["models", "--json"], env, tmp_path).stdout)
+    assert any(r["name"] == "toy" for r in models)
+    _cli(["train", "--model.arch=toynet", f"--trainer.default_root_dir={tmp_path / 'a'}", *common], env, tmp_path)
+    first = tmp_path / "a" / "best.ckpt"
+    _cli(["fine-tune", "--model.arch=toy", f"--init-from={first}", f"--trainer.default_root_dir={tmp_path / 'b'}",
+          *common], env, tmp_path)
+    tuned = tmp_path / "b" / "best.ckpt"
+    for method in ("dense", "multi-crop"):
+        out = _cli(["evaluate", "--ckpt", str(tuned), "--data", str(digits_dir / "val"), "--method", method,
+                    "--limit", "40", "--json", str(tmp_path / f"{method}.json")], env, tmp_path)
+        rows = json.loads((tmp_path / f"{method}.json").read_text())
+        row = rows[0] if isinstance(rows, list) else rows["rows"][0]
+        assert row["top1_error"] < 80, out.stdout  # well below chance (90%) after two epochs
+    _cli(["export", "--ckpt", str(tuned), "--format", "onnx", "--out", str(tmp_path / "toy.onnx")], env, tmp_path)
+    pred = _cli(["predict", "--ckpt", str(tmp_path / "toy.onnx"), str(digits_dir / "val" / "3"), "--json",
+                 str(tmp_path / "pred.json")], env, tmp_path)
+    predictions = json.loads((tmp_path / "pred.json").read_text())
+    assert len(predictions) == len(list((digits_dir / "val" / "3").iterdir())), pred.stdout

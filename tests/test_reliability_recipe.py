@@ -1,0 +1,176 @@
+"""Recipe runs that cannot leave a stage behind or start half-prepared: SIGTERM is passed on and waited for (exit
+143), a kill -9 of the runner takes its stage with it, a changed stage is not silently skipped, missing data
+and checkpoints are all reported before anything starts, and the dry run prints commands a user can paste."""
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepconv_cli.__main__ import main as deepconv
+from deepconv_cli.recipes.runner import load_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
+
+
+@pytest.fixture(scope="module")
+def small_tree(digits_dir, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("small")
+    for split, per_class in (("train", 6), ("val", 2)):
+        for c in range(10):
+            (root / split / str(c)).mkdir(parents=True, exist_ok=True)
+            for f in sorted((digits_dir / split / str(c)).glob("*.png"))[:per_class]:
+                shutil.copy(f, root / split / str(c) / f.name)
+    return root
+
+
+def train_recipe(tmp_path: Path, data: Path, epochs: int = 60) -> Path:
+    args = [f"--data.data_dir={data}", "--data.num_workers=0", "--data.batch_size=20", "--trainer.num_sanity_val_steps=0",
+            "--trainer.enable_progress_bar=false", f"--trainer.max_epochs={epochs}"]
+    recipe = tmp_path / "chain.yaml"
+    recipe.write_text(f"run_root: {tmp_path / 'runs'}\nstages:\n"
+                      f"  - name: a\n    command: train\n    config: {QUICKSTART_A}\n    args: {json.dumps(args)}\n")
+    return recipe
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def start_chain(recipe: Path, wait_for: Path) -> tuple[subprocess.Popen, int]:
+    """The runner, started in its own session, once its stage has written `wait_for`; and the stage's pid."""
+    proc = subprocess.Popen([sys.executable, "-m", "deepconv_cli", "recipe", "run", str(recipe)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 400
+    while not wait_for.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    stage = children(proc.pid)
+    assert len(stage) == 1
+    return proc, stage[0]
+
+
+def test_sigterm_to_the_runner_stops_its_stage_saved_and_exits_143(small_tree, tmp_path):
+    recipe = train_recipe(tmp_path, small_tree)
+    run_dir = tmp_path / "runs" / "a"
+    proc, stage = start_chain(recipe, run_dir / "last.ckpt")
+    before = (run_dir / "last.ckpt").stat().st_mtime_ns
+    proc.send_signal(signal.SIGTERM)  # the runner only, as `kill PID` or a scheduler does
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-2000:]
+    assert "stopped by SIGTERM during stage 'a'" in err.strip().splitlines()[-1]
+    assert not alive(stage)
+    assert "stopped by SIGTERM at epoch" in err  # the stage saved on its way out ...
+    assert (run_dir / "last.ckpt").stat().st_mtime_ns > before  # ... a checkpoint written after the signal
+    torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)
+    assert not (run_dir / ".stage-done").exists()
+
+
+def test_kill_9_of_the_runner_takes_its_stage_with_it(small_tree, tmp_path):
+    recipe = train_recipe(tmp_path, small_tree)
+    proc, stage = start_chain(recipe, tmp_path / "runs" / "a" / "config.yaml")
+    os.kill(proc.pid, signal.SIGKILL)  # the runner only; the stage is not in its process group
+    proc.wait()
+    deadline = time.time() + 20
+    while alive(stage) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(stage), "the stage kept training after its runner was killed"
+
+
+def test_a_changed_stage_is_run_again_not_silently_skipped(tmp_path, capsys):
+    recipe = tmp_path / "data.yaml"
+    recipe.write_text(f"run_root: {tmp_path / 'runs'}\nstages:\n"
+                      f"  - {{name: digits, command: data, args: [digits, '{tmp_path / 'one'}']}}\n")
+    assert deepconv(["recipe", "run", str(recipe)]) == 0
+    assert deepconv(["recipe", "run", str(recipe)]) == 0
+    assert "stage digits: done, skipped" in capsys.readouterr().out
+    recipe.write_text(recipe.read_text().replace("'one'", "'two'").replace("/one'", "/two'"))
+    assert deepconv(["recipe", "run", str(recipe)]) == 0
+    assert "changed since it finished: running again" in capsys.readouterr().out
+    assert (tmp_path / "two" / "train").is_dir()
+
+
+def test_a_changed_training_stage_is_kept_and_named_with_how_to_retrain(small_tree, tmp_path, capsys):
+    recipe = train_recipe(tmp_path, small_tree)
+    run_dir = tmp_path / "runs" / "a"
+    run_dir.mkdir(parents=True)
+    (run_dir / ".stage-done").write_text(json.dumps({"command": "deepconv train ...", "fingerprint": "older"}))
+    assert deepconv(["recipe", "run", str(recipe)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "stage a: finished with other settings" in out and "pass --rerun a to train it again" in out
+    assert not (run_dir / "last.ckpt").exists()  # nothing was trained
+    assert deepconv(["recipe", "run", str(recipe), "--dry-run", "--rerun", "a"]) == 0
+    assert "--resume=false" in capsys.readouterr().out
+
+
+def test_missing_data_and_checkpoints_are_all_reported_before_anything_starts(tmp_path, capsys):
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text(
+        f"run_root: {tmp_path / 'runs'}\nstages:\n"
+        f"  - {{name: a, command: train, config: {QUICKSTART_A}, args: ['--data.data_dir={tmp_path / 'nodata'}']}}\n"
+        f"  - {{name: ev, command: evaluate, args: [--ckpt, '{tmp_path / 'missing.ckpt'}', --data, "
+        f"'{tmp_path / 'noval'}']}}\n"
+        "  - {name: ev_a, command: evaluate, ckpt: a, args: [--data, '" + str(tmp_path / "noval") + "']}\n")
+    for dry in (["--dry-run"], []):
+        assert deepconv(["recipe", "run", str(recipe), *dry]) == 2
+        err = capsys.readouterr().err
+        problems = [line for line in err.splitlines() if "problem:" in line]
+        assert len(problems) == 3, err
+        assert f"stage a: data folder {tmp_path / 'nodata'} not found" in err
+        assert f"stage ev: checkpoint {tmp_path / 'missing.ckpt'} not found" in err
+        assert f"stages ev, ev_a: data folder {tmp_path / 'noval'} not found" in err
+        assert "nothing was started" in err.splitlines()[-1]
+        assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_prints_whole_commands_a_user_can_paste(small_tree, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal must not break a command in the middle
+    recipe = train_recipe(tmp_path, small_tree)
+    assert deepconv(["recipe", "run", str(recipe), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    commands = [line for line in out.splitlines() if line.startswith("deepconv ")]
+    stage = load_recipe(recipe).stages[0]
+    assert commands == [shlex.join(["deepconv", *load_recipe(recipe).argv(stage)])]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_fine_tune_run_records_its_init_checkpoint_in_config_yaml(small_tree, tmp_path):
+    from deepconv_cli.models.checkpoint import ModelMeta, save_model_checkpoint
+
+    meta = ModelMeta("A", 10, [str(c) for c in range(10)], width=0.125, crop_size=32, s_min=36, s_max=36)
+    source = tmp_path / "a.ckpt"
+    save_model_checkpoint(source, meta.build(), meta)
+    run_dir = tmp_path / "d"
+    assert deepconv(["fine-tune", "-c", str(QUICKSTART_A), "--init-from", str(source), "--model.arch=D",
+                     f"--data.data_dir={small_tree}", f"--trainer.default_root_dir={run_dir}", "--data.batch_size=20",
+                     "--data.num_workers=0", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"]) == 0
+    import yaml
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["init_from"] == str(source) and config["model"]["arch"] == "D"
