@@ -2,6 +2,7 @@
 
 import argparse
 import importlib
+import os
 import sys
 
 from deepconv_cli import __version__
@@ -33,7 +34,8 @@ def usage_text() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
     return (
-        "usage: deepconv <command> [options]   (deepconv <command> --help for a command's options)\n\n"
+        "usage: deepconv <command> [options]   (deepconv <command> --help for a command's options;"
+        " deepconv -V: the version)\n\n"
         "Train, deepen, evaluate and export the very deep ConvNets of Simonyan & Zisserman (VGG A-E).\n\n"
         "commands:\n" + "\n".join(lines)
     )
@@ -45,11 +47,18 @@ def one_line(message: str, limit: int = 600) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except BrokenPipeError:  # `deepconv train --help | head`: the reader has gone; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage_text())
-        return 0 if argv else USAGE
-    if argv[0] == "--version":
+        return 0
+    if argv[0] in ("-V", "--version"):
         print(f"deepconv {__version__}")
         return 0
     name = argv[0]

@@ -41,8 +41,9 @@ def test_evaluate_benchmark_writes_a_speedup(tmp_path):
 
 
 def test_startup_benchmark_writes_a_speedup(tmp_path):
-    result = run_json(tmp_path, "startup", "--runs", "1")
-    assert result["comparisons"]["start-up"]["unit"] == "s"
+    result = run_json(tmp_path, "startup", "--runs", "1", "--only", "deepconv --help,train --help,evaluate --ckpt")
+    assert list(result["comparisons"]) == ["deepconv --help", "train --help", "evaluate --ckpt missing"]
+    assert all(row["unit"] == "s" and row["ours"] > 0 for row in result["comparisons"].values())
 
 
 @pytest.mark.parametrize("args,message", [

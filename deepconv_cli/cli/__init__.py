@@ -1,10 +1,34 @@
-"""One module per `deepconv` subcommand, each exposing `main(argv) -> int | None`."""
+"""One module per `deepconv` subcommand, each exposing `main(argv) -> int | None`, all declared the same way.
 
-from collections.abc import Callable
+How a subcommand is declared (the one command style, issue 11 item 4):
 
-from jsonargparse import auto_cli
+1. Write a typed function whose docstring's first paragraph is the command's summary and whose `Args:` section
+   documents every parameter; annotate with `Literal[...]` for choices, `bool`, `list[str]`, `X | None`:
 
+       def similar(ckpt: str, images: list[str], topk: int = 5, json_file: str | None = None) -> None:
+           \"\"\"Nearest training images by penultimate-layer features.
 
-def run_function(function: Callable, argv: list[str], prog: str) -> object:
-    """Expose a typed function as a subcommand: --help, -c config.yaml and errors raised, not printed+exited."""
-    return auto_cli(function, args=argv, exit_on_error=False, prog=prog)
+           Args:
+               ckpt: a deepconv checkpoint.
+               ...
+           \"\"\"
+
+2. `main(argv)` parses with `deepconv_cli.cli.options`:
+       run_function(similar, argv, "deepconv similar")            # required parameters become positional
+   or, to choose what is positional and add hidden spellings:
+       similar(**parse_options(similar, argv, "deepconv similar", aliases={"--json": "--json_file"},
+                               positional=("images", "image files and folders")))
+   Both give `-c/--config FILE`, `--print_config`, jsonargparse's `--help` layout, no prefix abbreviations, and
+   an unknown option answered in one line with the nearest option suggested (exit 2).
+3. Spell options with underscores (`--batch_size`); `--batch-size`, `--flag`/`--no-flag` and a repeated list
+   option (`--ckpt a --ckpt b`) are accepted as hidden aliases without declaring them.
+4. Import torch, Lightning and the heavy modules inside the function, after the paths have been checked
+   (`files.existing_file`), so `--help` and a mistyped path answer in about a second.
+5. Register the command in `deepconv_cli/__main__.py` COMMANDS and in README's command table.
+
+`train` and `fine-tune` are LightningCLI (jsonargparse too): the same spelling rule and one-line errors.
+"""
+
+from deepconv_cli.cli.options import parse_options, run_function
+
+__all__ = ["parse_options", "run_function"]

@@ -127,17 +127,19 @@ def evaluate(
     _finish("evaluate", results, json, settings)
 
 
-def startup(runs: int = 5, json: str | None = None) -> None:
-    """Seconds for `deepconv --help` in a fresh interpreter, beside the same with Lightning imported first.
+def startup(runs: int = 5, only: str | None = None, json: str | None = None) -> None:
+    """Seconds until `--help` of every subcommand and a mistyped path are answered, in fresh interpreters.
 
     Args:
-        runs: timed runs per side (the median is reported).
+        runs: timed runs per row (the median is reported).
+        only: comma-separated row prefixes to time (e.g. "train,evaluate"); default: every row.
         json: also write the results to this JSON file.
     """
     from deepconv_cli.benchmarks.startup import benchmark_startup
 
     _positive(runs=runs)
-    _finish("startup", benchmark_startup(runs), json, {"runs": runs})
+    chosen = [part.strip() for part in only.split(",") if part.strip()] if only else None
+    _finish("startup", benchmark_startup(runs, chosen), json, {"runs": runs, "only": only})
 
 
 def main(argv: list[str]) -> int:

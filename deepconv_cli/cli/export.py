@@ -1,20 +1,28 @@
 """`deepconv export --ckpt X --format onnx|torchscript|safetensors`: write a verified, self-describing artefact."""
 
+import importlib
 from pathlib import Path
 from typing import Literal
 
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
-from deepconv_cli.export.artefact import load_artefact, load_network
-from deepconv_cli.export.onnx_io import write_onnx
-from deepconv_cli.export.safetensors_io import write_safetensors
-from deepconv_cli.export.torchscript_io import write_torchscript
-from deepconv_cli.export.verify import TOLERANCE, verify
-from deepconv_cli.files import staged_file
+from deepconv_cli.files import existing_file, staged_file
 
-WRITERS = {"onnx": write_onnx, "torchscript": write_torchscript, "safetensors": write_safetensors}
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
-ALIASES = {"--fixed-size": "--fixed_size=true"}
+
+
+def _lazy(module: str, name: str):
+    """A writer imported when first called, so `--help` and a mistyped path do not import torch."""
+
+    def write(*args):
+        return getattr(importlib.import_module(module), name)(*args)
+
+    return write
+
+
+WRITERS = {"onnx": _lazy("deepconv_cli.export.onnx_io", "write_onnx"),
+           "torchscript": _lazy("deepconv_cli.export.torchscript_io", "write_torchscript"),
+           "safetensors": _lazy("deepconv_cli.export.safetensors_io", "write_safetensors")}
 
 
 def export(
@@ -34,11 +42,15 @@ def export(
         ckpt: a deepconv .ckpt (from train, fine-tune or import) or a .safetensors export.
         format: onnx (dynamic batch, height, width), torchscript (traced), or safetensors (weights + metadata).
         out: output file (default: the checkpoint's name with .onnx, .pt or .safetensors).
-        fixed_size: (--fixed-size) onnx/torchscript only: a crop_size x crop_size classifier (FC layers as
+        fixed_size: onnx/torchscript only: a crop_size x crop_size classifier (FC layers as
             matrix products) instead of the dense graph.
     """
     if fixed_size and format == "safetensors":
         raise usage("--fixed-size applies to onnx and torchscript exports; safetensors holds weights only")
+    existing_file(ckpt, "model file")  # before torch is imported: a mistyped path answers in a second
+    from deepconv_cli.export.artefact import load_artefact, load_network
+    from deepconv_cli.export.verify import TOLERANCE, verify
+
     model, meta = load_network(ckpt)
     target = Path(out) if out else Path(ckpt).with_suffix(SUFFIXES[format])
     if target.exists() and target.resolve() == Path(ckpt).resolve():
@@ -54,5 +66,5 @@ def export(
 
 
 def main(argv: list[str]) -> int:
-    export(**parse_options(export, argv, "deepconv export", ALIASES))
+    export(**parse_options(export, argv, "deepconv export"))
     return 0

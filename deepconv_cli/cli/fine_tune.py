@@ -1,37 +1,22 @@
 """`deepconv fine-tune`: `deepconv train` with the network initialised from a trained checkpoint (section 3.1).
 
-Everything `train` accepts is accepted here, plus:
-  --init-from CKPT         the trained checkpoint (a shallower net for deepening, or the same architecture)
-  --init-layers paper|all  paper: A's first four convs + three FCs into the same positions (default when the
+Everything `train` accepts is accepted here, plus (options of the same LightningCLI parser, so they are
+recorded in config.yaml and may be YAML keys; `--init-from`/`--init-layers` are accepted as aliases):
+  --init_from CKPT         the trained checkpoint (a shallower net for deepening, or the same architecture)
+  --init_layers paper|all  paper: A's first four convs + three FCs into the same positions (default when the
                            architectures differ); all: every layer (default for the same architecture)
 Optimizer, scheduler and epoch counters start fresh: this is initialisation, not Lightning's resume. A run
 interrupted after its first checkpoint resumes from RUN_DIR/last.ckpt like `train` does.
 """
 
-import argparse
-
-from rich.console import Console
-from rich.table import Table
-
-from deepconv_cli.cli.options import OneLineParser
-from deepconv_cli.cli.train import DeepconvCLI, build_cli, fit
+from deepconv_cli.cli.train import option_values, start
 from deepconv_cli.errors import usage
-from deepconv_cli.models.checkpoint import load_model
-from deepconv_cli.models.deepen import CopyRow, initialise_from
+from deepconv_cli.files import existing_file
 
 
-class FineTuneCLI(DeepconvCLI):
-    records_init = True  # config.yaml says which checkpoint the run started from
+def copy_table(rows, target: str, source: str, path: str):
+    from rich.table import Table
 
-
-def split_argv(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = OneLineParser(prog="deepconv fine-tune", add_help=False)
-    parser.add_argument("--init-from", "--init_from", dest="init_from")
-    parser.add_argument("--init-layers", "--init_layers", dest="init_layers", choices=("paper", "all"))
-    return parser.parse_known_args(argv)
-
-
-def copy_table(rows: list[CopyRow], target: str, source: str, path: str) -> Table:
     table = Table(title=f"{target} initialised from {source} ({path})")
     for col in ("target layer", "source layer", "shape", "init"):
         table.add_column(col)
@@ -43,17 +28,28 @@ def copy_table(rows: list[CopyRow], target: str, source: str, path: str) -> Tabl
 
 
 def main(argv: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-    opts, rest = split_argv(argv)
+    given = [a for a in argv if a.split("=")[0] in ("--init_from", "--init-from")]
     asks_only = any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv)
-    if not opts.init_from and not asks_only:
-        raise usage("fine-tune needs --init-from CKPT (a trained deepconv checkpoint)")
-    source, source_meta = load_model(opts.init_from) if opts.init_from else (None, None)
-    recorded = [f"--init_from={opts.init_from}"] + ([f"--init_layers={opts.init_layers}"] if opts.init_layers else [])
-    cli = build_cli(rest + (recorded if opts.init_from else []), prog="deepconv fine-tune", cli_class=FineTuneCLI)
+    if not given and not asks_only and "-c" not in argv and "--config" not in argv:
+        raise usage("fine-tune needs --init_from CKPT (a trained deepconv checkpoint)")
+    for path in option_values(argv, "--init_from", "--init-from"):
+        existing_file(path, "checkpoint")  # before Lightning is imported
+    cli = start(argv, "deepconv fine-tune", fine_tune=True)
+    if cli is None:
+        return 0
+    init_from, init_layers = cli.config.get("init_from"), cli.config.get("init_layers")
+    if not init_from:
+        raise usage("fine-tune needs --init_from CKPT (a trained deepconv checkpoint)")
+    existing_file(init_from, "checkpoint")
+    from rich.console import Console
+
+    from deepconv_cli.cli.lightning_cli import fit
+    from deepconv_cli.models.checkpoint import load_model
+    from deepconv_cli.models.deepen import initialise_from
+
+    source, source_meta = load_model(init_from)
     target = cli.model.model
-    scheme = opts.init_layers or ("all" if source_meta.arch == target.arch else "paper")
+    scheme = init_layers or ("all" if source_meta.arch == target.arch else "paper")
     try:
         rows = initialise_from(target, source, scheme)
     except ValueError as e:
@@ -61,6 +57,6 @@ def main(argv: list[str]) -> int:
     if source_meta.preprocessing != "mean_rgb":  # imported weights keep the normalisation they were trained with
         cli.model.keep_preprocessing(source_meta)
     if cli.trainer.is_global_zero:
-        Console().print(copy_table(rows, target.arch, source_meta.arch, opts.init_from))
+        Console().print(copy_table(rows, target.arch, source_meta.arch, init_from))
     fit(cli)
     return 0

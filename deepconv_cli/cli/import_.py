@@ -3,7 +3,7 @@
 from typing import Literal
 
 from deepconv_cli.cli.options import parse_options
-from deepconv_cli.export.import_weights import import_checkpoint
+from deepconv_cli.files import existing_file
 
 ALIASES = {"--from": "--source"}
 
@@ -27,6 +27,9 @@ def import_weights(
         arch: the configuration; auto infers it from the convolutions (8 -> A, 10 -> B, 13 -> D, 16 -> E).
         classes: a text file with one class name per line (default: "0" .. "N-1").
     """
+    existing_file(weights, "weights file")  # before torch is imported: a mistyped path answers in a second
+    from deepconv_cli.export.import_weights import import_checkpoint
+
     meta = import_checkpoint(weights, out, source, arch, classes)
     print(
         f"wrote {out}: VGG-{meta.arch} from {source} weights, {meta.num_classes} classes, crop {meta.crop_size}, "
@@ -35,6 +38,6 @@ def import_weights(
 
 
 def main(argv: list[str]) -> int:
-    options = parse_options(import_weights, argv, "deepconv import", ALIASES, ("weights", "the state dict: .pth/.pt (e.g. vgg16-397923af.pth) or .safetensors"))
-    import_weights(**options)
+    weights = ("weights", "the state dict: .pth/.pt (e.g. vgg16-397923af.pth) or .safetensors")
+    import_weights(**parse_options(import_weights, argv, "deepconv import", ALIASES, weights))
     return 0

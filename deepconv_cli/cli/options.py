@@ -1,25 +1,156 @@
-"""Command lines of export, predict and import: a typed function's options, plus shell-style flags and a positional.
+"""The one way a deepconv subcommand reads its command line: a typed function's signature, through jsonargparse.
 
-`run_function` (auto_cli) makes required parameters positional and booleans take a value; these commands read
-better as `--ckpt X img1 img2 --no-flip --fixed-size --from timm`. The function's signature and docstring still
-give the types, defaults, --help and -c config.yaml; `aliases` rewrites the shell-style spellings first.
+Every subcommand gets the same things from it: `-c/--config FILE` (YAML with any of the options),
+`--print_config`, `--help` laid out by jsonargparse, options spelled with underscores (`--batch_size`, as
+LightningCLI spells `--trainer.max_epochs`), no prefix abbreviations, and an unknown option answered with one
+line, "did you mean" the nearest option, exit 2. What shells users type keeps working as hidden aliases:
+`--batch-size` for `--batch_size`, `--flag` / `--no-flag` for a boolean's `--flag true/false`, and a list option
+repeated (`--ckpt a --ckpt b`) for `--ckpt [a,b]`.
 """
 
 import argparse
+import difflib
 import inspect
-from collections.abc import Callable
-from typing import get_origin
-
-from jsonargparse import ActionConfigFile, ArgumentParser
+import json
+import re
+import types
+from collections.abc import Callable, Iterable
+from typing import Union, get_args, get_origin
 
 from deepconv_cli.errors import usage
+
+BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off"}
+Positional = tuple[str, str]
 
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse that raises the one-line usage error (exit 2) instead of printing usage and exiting."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):
         raise usage(f"{message} (see `{self.prog.split(' [')[0]} --help`)")
+
+
+def _kind(annotation: object) -> str:
+    """'bool', 'list' or 'other' for a parameter annotation (Optional[...] looked through)."""
+    if annotation is bool:
+        return "bool"
+    if get_origin(annotation) is list:
+        return "list"
+    if get_origin(annotation) in (Union, types.UnionType):
+        kinds = {_kind(a) for a in get_args(annotation) if a is not type(None)}
+        return kinds.pop() if len(kinds) == 1 else "other"
+    return "other"
+
+
+def option_kinds(function: Callable) -> dict[str, str]:
+    """--name -> 'bool' | 'list' | 'other' for every parameter of `function`."""
+    return {f"--{name}": _kind(p.annotation) for name, p in inspect.signature(function).parameters.items()}
+
+
+def normalise_argv(argv: list[str], kinds: dict[str, str], aliases: dict[str, str] | None = None) -> list[str]:
+    """Rewrite the hidden alias spellings into the one spelling jsonargparse parses (see the module docstring)."""
+    aliases = aliases or {}
+    out: list[str] = []
+    lists: dict[str, tuple[int, list[str]]] = {}  # option -> (position in out, values)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("--") or arg == "--":
+            out.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        if name in aliases:
+            name, _, fixed = aliases[name].partition("=")
+            if fixed and not eq:
+                eq, value = "=", fixed
+        underscored = "--" + name[2:].replace("-", "_")
+        if underscored in kinds:
+            name = underscored
+        elif underscored.startswith("--no_") and kinds.get("--" + underscored[5:]) == "bool" and not eq:
+            out.append(f"--{underscored[5:]}=false")
+            continue
+        kind = kinds.get(name)
+        if kind == "bool" and not eq:
+            if i < len(argv) and argv[i].lower() in BOOL_WORDS:
+                eq, value = "=", argv[i]
+                i += 1
+            else:
+                eq, value = "=", "true"
+        elif kind == "list" and not name.endswith("+"):
+            if not eq and i < len(argv):
+                value, eq = argv[i], "="
+                i += 1
+            if eq:
+                values = _list_items(value)
+                if name in lists:
+                    lists[name][1].extend(values)
+                else:
+                    lists[name] = (len(out), values)
+                    out.append(name)  # placeholder, filled in below
+                continue
+        out.append(f"{name}{eq}{value}" if eq else name)
+    for name, (position, values) in lists.items():
+        out[position] = f"{name}={json.dumps(values)}"
+    return out
+
+
+def underscore_names(argv: list[str]) -> list[str]:
+    """`--data.batch-size 8` -> `--data.batch_size 8` (every option name; values untouched): LightningCLI's rule."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and arg != "--":
+            name, eq, value = arg.partition("=")
+            arg = "--" + name[2:].replace("-", "_") + eq + value
+        out.append(arg)
+    return out
+
+
+def _list_items(value: str) -> list[str]:
+    if value.startswith("["):
+        try:
+            items = json.loads(value)
+            if isinstance(items, list):
+                return [str(v) for v in items]
+        except ValueError:
+            pass
+        return [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+    return [value]
+
+
+def suggestion(message: str, known: Iterable[str]) -> str:
+    """' (did you mean --x?)' for the unknown options named in a parser's `message`, or ''."""
+    known = sorted(set(known))
+    guesses = []
+    for word in re.findall(r"--[\w.\-]+", message):
+        if word in known:
+            continue
+        close = difflib.get_close_matches(word.replace("-", "_").replace("__", "--", 1), known, n=1, cutoff=0.6)
+        if close and close[0] not in guesses:
+            guesses.append(close[0])
+    return f" (did you mean {' or '.join(guesses)}?)" if guesses else ""
+
+
+def one_line_usage(error: BaseException, known: Iterable[str], prog: str):
+    """The DeepconvError (exit 2) for a parser's error: one line, the nearest option suggested."""
+    known = list(known)
+    message = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    required = re.search(r"required: (.*)$", message)
+    if required:  # jsonargparse names a missing option by its key: show it as it is typed
+        names = [n.strip() for n in required.group(1).split(",")]
+        typed = [f"--{n}" if f"--{n}" in known else n for n in names]
+        message = message[: required.start(1)] + ", ".join(typed)
+    return usage(f"{message}{suggestion(message, known)} (see `{prog} --help`)")
+
+
+def _argument_help(function: Callable) -> dict[str, str]:
+    from docstring_parser import parse
+
+    return {p.arg_name: p.description or "" for p in parse(inspect.getdoc(function) or "").params}
 
 
 def parse_options(
@@ -27,30 +158,61 @@ def parse_options(
     argv: list[str],
     prog: str,
     aliases: dict[str, str] | None = None,
-    positional: tuple[str, str] | None = None,
+    positional: Positional | list[Positional] | None = None,
 ) -> dict:
-    """Keyword arguments for `function` from `argv`.
+    """Keyword arguments for `function` from `argv`, parsed the one deepconv way (see the module docstring).
 
-    `positional` = (parameter, help): that parameter is given without an option name; one value, or one or more
-    when it is annotated as a list.
+    `aliases` maps extra hidden spellings to an option (`{"--from": "--source"}`), optionally with a fixed value
+    (`{"--json": "--json_output=true"}`). `positional` = (parameter, help), or a list of them: parameters given
+    without an option name; a list-typed one takes one or more values.
     """
-    aliases = aliases or {}
-    rewritten = []
-    for arg in argv:
-        name, eq, value = arg.partition("=")
-        if name in aliases and not (eq and "=" in aliases[name]):  # --fixed-size=x is not a flag: left to the parser
-            arg = aliases[name] + (f"={value}" if eq else "")
-        rewritten.append(arg)
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    positionals = [positional] if isinstance(positional, tuple) else list(positional or [])
+    kinds = option_kinds(function)
+    for name, _ in positionals:
+        kinds.pop(f"--{name}", None)
     summary = (inspect.getdoc(function) or "").split("\n\nArgs:")[0]
-    parser = ArgumentParser(prog=prog, description=summary, exit_on_error=False)
+    parser = ArgumentParser(prog=prog, description=summary, exit_on_error=False, allow_abbrev=False)
     parser.add_argument("-c", "--config", action=ActionConfigFile, help="a YAML file with any of these options")
-    skip = set()
-    if positional:
-        many = get_origin(inspect.signature(function).parameters[positional[0]].annotation) is list
-        parser.add_argument(positional[0], nargs="+" if many else None, type=str, help=positional[1])
-        skip.add(positional[0])
-    parser.add_function_arguments(function, as_group=False, skip=skip)
-    config = parser.parse_args(rewritten).as_dict()
-    config.pop("config", None)
-    config.pop("__path__", None)
+    parameters = inspect.signature(function).parameters
+    helps = _argument_help(function)
+    for name, text in positionals:
+        annotation = parameters[name].annotation
+        many = _kind(annotation) == "list"
+        kind = str if many or annotation is inspect.Parameter.empty else annotation
+        parser.add_argument(name, nargs="+" if many else None, type=kind, help=text or helps.get(name))
+    parser.add_function_arguments(function, as_group=False, skip={name for name, _ in positionals})
+    try:
+        config = parser.parse_args(normalise_argv(argv, kinds, aliases)).as_dict()
+    except argparse.ArgumentError as e:
+        raise one_line_usage(e, [*kinds, *(aliases or {})], prog) from None
+    for key in ("config", "__path__", "print_config"):
+        config.pop(key, None)
     return config
+
+
+def required_positionals(function: Callable) -> list[Positional]:
+    """The parameters without a default, in order: what `run_function` takes without an option name."""
+    return [(name, "") for name, p in inspect.signature(function).parameters.items() if p.default is p.empty]
+
+
+def run_function(functions: Callable | list[Callable], argv: list[str], prog: str) -> object:
+    """Run a typed function (or one of several, chosen by the first word) as a subcommand.
+
+    Required parameters are positional (`deepconv stats DATA_DIR`), the others options (`--max_images N`).
+    """
+    if isinstance(functions, list):
+        names = {f.__name__: f for f in functions}
+        lines = "\n".join(f"  {n:<10} {(inspect.getdoc(f) or '').splitlines()[0]}" for n, f in names.items())
+        if not argv or argv[0] in ("-h", "--help"):
+            print(f"usage: {prog} {{{','.join(names)}}} [options]   ({prog} NAME --help for its options)\n\n{lines}")
+            return None
+        if argv[0] not in names:
+            close = difflib.get_close_matches(argv[0], names, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise usage(f"unknown {prog} {argv[0]!r}{hint}; choose one of {', '.join(names)}")
+        function, argv, prog = names[argv[0]], argv[1:], f"{prog} {argv[0]}"
+    else:
+        function = functions
+    return function(**parse_options(function, argv, prog, positional=required_positionals(function)))

@@ -2,20 +2,11 @@
 
 import json
 
-from PIL import Image
-from rich.console import Console
-from rich.table import Table
-
 from deepconv_cli.cli.options import parse_options
-from deepconv_cli.data.folder import collect_images
-from deepconv_cli.data.images import open_rgb
 from deepconv_cli.errors import failure, usage
-from deepconv_cli.evaluation.prediction import picture_posteriors, resolve_scales, top_k
-from deepconv_cli.export.artefact import load_artefact
-from deepconv_cli.files import reason, write_text_atomically
+from deepconv_cli.files import existing_file, reason, write_text_atomically
 
-ALIASES = {"--no-flip": "--flip=false", "--json": "--json_file"}
-UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+ALIASES = {"--json": "--json_file"}
 
 
 def predict(
@@ -43,7 +34,18 @@ def predict(
     """
     if topk < 1:
         raise usage(f"--topk must be at least 1, got {topk}")
+    existing_file(ckpt, "model file")  # before torch is imported: a mistyped path answers in a second
+    from PIL import Image
+
+    from deepconv_cli.cli.threads import set_threads
+    from deepconv_cli.data.folder import collect_images
+    from deepconv_cli.data.images import open_rgb
+    from deepconv_cli.evaluation.prediction import picture_posteriors, resolve_scales, top_k
+    from deepconv_cli.export.artefact import load_artefact
+
+    unreadable_errors = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
     files = collect_images(paths)
+    set_threads(0)
     artefact = load_artefact(ckpt)
     qs = resolve_scales(artefact.meta, scales)
     results: dict[str, list[dict]] = {}
@@ -51,7 +53,7 @@ def predict(
     for path in files:
         try:
             img = open_rgb(path)
-        except UNREADABLE as e:
+        except unreadable_errors as e:
             unreadable.append(f"{path} ({reason(e, 80)})")
             continue
         results[str(path)] = top_k(picture_posteriors(artefact, img, qs, flip), artefact.meta.classes, topk)
@@ -65,6 +67,9 @@ def predict(
 
 
 def show(results: dict[str, list[dict]], title: str, scales: list[int], flip: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     views = "flip-averaged" if flip else "no flip"
     table = Table(title=f"{title}, scales {', '.join(map(str, scales))}, {views}")
     for col, justify in (("image", "left"), ("rank", "right"), ("class", "left"), ("probability", "right")):

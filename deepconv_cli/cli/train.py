@@ -1,144 +1,98 @@
-"""`deepconv train`: LightningCLI's fit with the paper's defaults, a run directory, auto-resume, any number of GPUs.
+"""`deepconv train`: LightningCLI's fit with the paper's defaults (cli/lightning_cli.py), entered cheaply.
 
-`--trainer.strategy ddp --trainer.devices N [--trainer.num_nodes M]` trains data parallel with the same
-optimisation batch (`data.batch_size`) as one device. Re-running the same command after a crash, kill -9,
-SIGTERM or SLURM pre-emption continues from RUN_DIR/last.ckpt (see training/faults.py).
+`--help` and mistyped paths are answered before torch and Lightning are imported (seconds instead of a minute
+on a busy machine); on a CPU without `-c` the command says what it is about to train and where the CPU-sized
+recipe is.
 """
 
-import logging
-import warnings
 from pathlib import Path
 
-from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from deepconv_cli.cli.options import one_line_usage
+from deepconv_cli.cli.train_help import LINKED, class_options, train_help, wants_help
+from deepconv_cli.errors import usage
 
-from deepconv_cli.data.datamodule import ImageFolderData
-from deepconv_cli.errors import DeepconvError, usage
-from deepconv_cli.models.checkpoint import ModelMeta, read_checkpoint
-from deepconv_cli.training.batching import plan_batches
-from deepconv_cli.training.callbacks import CurvesPNG, StopAfterLrDrops, ValidationCount
-from deepconv_cli.training.faults import (
-    EXIT_SIGNALLED,
-    AtomicCheckpointIO,
-    NonFiniteGuard,
-    RngState,
-    StopOnSignal,
-    resume_checkpoint,
-)
-from deepconv_cli.training.module import ClassifierModule
-
-TRAINER_DEFAULTS = {"max_epochs": 74, "default_root_dir": "runs/default", "log_every_n_steps": 10}
+QUICKSTART = "recipes/quickstart/vgg_a.yaml"
 
 
-class DeepconvCLI(LightningCLI):
-    """LightningCLI wired for deepconv: data -> model links, the run directory, callbacks, batch planning."""
-
-    records_init = False  # fine-tune: --init_from / --init_layers are options too, so config.yaml records them
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.crop_size", "model.crop_size")
-        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
-        parser.add_argument(
-            "--resume", type=bool, default=True, help="continue from RUN_DIR/last.ckpt when it exists"
-        )
-        if self.records_init:
-            parser.add_argument("--init_from", type=str | None, default=None, help="the checkpoint initialised from")
-            parser.add_argument("--init_layers", type=str | None, default=None, help="paper | all")
-
-    def instantiate_classes(self) -> None:
-        try:
-            super().instantiate_classes()
-        except (ValueError, TypeError, MisconfigurationException) as e:
-            raise usage(str(e)) from None
-
-    def instantiate_trainer(self, **kwargs):
-        config = self._get(self.config_init, "trainer")
-        self.run_dir = Path(config.get("default_root_dir") or ".")
-        if config.get("logger") in (None, True):
-            config["logger"] = CSVLogger(self.run_dir, name="", version="")
-        last = self.run_dir / "last.ckpt"
-        extra = [LearningRateMonitor("epoch"), CurvesPNG(), ValidationCount(), RngState()]
-        extra.append(StopAfterLrDrops(self.model.hparams.max_lr_drops, self.model.hparams.lr_drop_factor))
-        extra += [NonFiniteGuard(last), StopOnSignal(last)]
-        if config.get("enable_checkpointing", True) is not False:
-            # two callbacks: Lightning's save_last only writes last.ckpt in epochs that improve on best.ckpt
-            best = {"filename": "best", "monitor": "val/top1_error", "mode": "min"}
-            for which in (best, {"filename": "last"}):
-                extra.append(ModelCheckpoint(dirpath=self.run_dir, enable_version_counter=False, **which))
-        if config.get("enable_progress_bar", True) is not False:
-            extra.append(RichProgressBar())
-        config["callbacks"] = list(config.get("callbacks") or []) + extra
-        plugins = config.get("plugins") or []
-        plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins]
-        if not any(isinstance(p, CheckpointIO) for p in plugins):
-            config["plugins"] = plugins + [AtomicCheckpointIO()]
-        return super().instantiate_trainer(**kwargs)
-
-    def after_instantiate_classes(self) -> None:
-        data, trainer = self.datamodule, self.trainer
-        per_device, accumulate = plan_batches(data.batch_size, data.micro_batch_size, trainer.world_size)
-        data.per_device_batch, trainer.accumulate_grad_batches = per_device, accumulate
-        data.run_dir = self.run_dir
-        if trainer.is_global_zero:
-            print(
-                f"batch {data.batch_size} = {trainer.world_size} device(s) x {per_device} images"
-                f" x {accumulate} accumulation step(s); run directory {self.run_dir}"
-            )
+def option_values(argv: list[str], *names: str) -> list[str]:
+    """Every value given on the command line for any of `names` (`--x V` or `--x=V`)."""
+    values = []
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in names:
+            if eq:
+                values.append(value)
+            elif i + 1 < len(argv):
+                values.append(argv[i + 1])
+    return values
 
 
-def build_cli(argv: list[str], prog: str = "deepconv train", cli_class: type = DeepconvCLI) -> DeepconvCLI:
-    # noise for deepconv users: argv is ours on purpose, run dirs are reused on resume, the batch hook is the module's
-    for message in ("LightningCLI's args parameter is intended", "Checkpoint directory .* exists and is not empty",
-                    "You have overridden `on_after_batch_transfer`", ".*isinstance\\(treespec, LeafSpec\\)"):
-        warnings.filterwarnings("ignore", message=message)
-    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
-    return cli_class(
-        ClassifierModule,
-        ImageFolderData,
-        run=False,
-        args=argv,
-        trainer_defaults=TRAINER_DEFAULTS,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"exit_on_error": False, "prog": prog},
-    )
+def check_paths(argv: list[str]) -> None:
+    """Config files and a data folder named on the command line exist (checked before Lightning is imported)."""
+    for config in option_values(argv, "-c", "--config"):
+        if not Path(config).is_file():
+            raise usage(f"config file not found: {config}")
+    for data in option_values(argv, "--data.data_dir", "--data.data-dir"):
+        if not Path(data).is_dir():
+            raise usage(f"data_dir not found: {data} (expected a folder with train/ and val/)")
 
 
-def check_same_run(ckpt: Path, meta: ModelMeta) -> None:
-    """Resuming continues *this* run: a last.ckpt of another architecture, width, crop or class list is an error."""
-    saved = ModelMeta.from_dict(read_checkpoint(ckpt)["deepconv"])
-    for key in ("arch", "width", "crop_size", "classes"):
-        if getattr(saved, key) != getattr(meta, key):
-            raise usage(
-                f"{ckpt} belongs to another run ({key} differs: {str(getattr(saved, key))[:60]} there, "
-                f"{str(getattr(meta, key))[:60]} here); choose another --trainer.default_root_dir or pass --resume false"
-            )
+def check_option_names(argv: list[str], prog: str) -> None:
+    """--model.* and --data.* names checked against the classes' sources (before Lightning is imported)."""
+    for section in ("model", "data"):
+        known = [row[0] for row in class_options(section)] + [f"--{key}" for key in LINKED]
+        if len(known) == len(LINKED):  # the source could not be read: LightningCLI will check
+            continue
+        for arg in argv:
+            name = "--" + arg.partition("=")[0][2:].replace("-", "_")
+            if name.startswith(f"--{section}.") and name not in known:
+                raise one_line_usage(ValueError(f"unrecognized arguments: {name}"), known, prog)
 
 
-def fit(cli: DeepconvCLI) -> None:
-    trainer = cli.trainer
-    ckpt = resume_checkpoint(cli.run_dir, report=trainer.is_global_zero) if cli.config.get("resume") else None
-    if ckpt:
-        check_same_run(ckpt, cli.model.meta)
-    if ckpt and trainer.is_global_zero:
-        print(f"resuming from {ckpt}")
-    if trainer.strategy.launcher is not None and trainer.is_global_zero:
-        cli.datamodule.prepare_data()  # scan images and compute statistics before starting the other processes
-    try:
-        trainer.fit(cli.model, cli.datamodule, ckpt_path=str(ckpt) if ckpt else None)
-    except SIGTERMException:  # Lightning's handler caught the signal before training began: nothing to save
-        raise DeepconvError("stopped by SIGTERM before training started", EXIT_SIGNALLED) from None
-    if cli.trainer.is_global_zero:
-        best = cli.trainer.checkpoint_callback
-        score = getattr(best, "best_model_score", None)
-        if score is not None:
-            print(f"best val top-1 error {float(score):.2f}% -> {best.best_model_path}")
+def cpu_note(cli, argv: list[str]) -> str | None:
+    """What a config-less run on a CPU is about to do, and the recipe that suits a CPU."""
+    if option_values(argv, "-c", "--config") or not cli.on_cpu():
+        return None
+    meta, data = cli.model.meta, cli.datamodule
+    params = sum(p.numel() for p in cli.model.parameters())
+    return (f"note: no -c config: training VGG-{meta.arch} at width {meta.width:g} ({params / 1e6:.1f} M parameters)"
+            f" on {data.crop_size}px crops, batch {data.batch_size}, on the CPU; full-width nets take minutes per"
+            f" step here. For a CPU-sized run: deepconv train -c {QUICKSTART} (or the whole chain: deepconv recipe"
+            " run recipes/quickstart.yaml)")
+
+
+def start(argv: list[str], prog: str, fine_tune: bool = False):
+    """Help, path checks, then the LightningCLI (imported only now)."""
+    asked = wants_help(argv)
+    if asked == "short":
+        print(train_help(prog, FINE_TUNE_OPTIONS if fine_tune else None, FINE_TUNE_SUMMARY if fine_tune else ""))
+        return None
+    check_paths(argv)
+    check_option_names(argv, prog)
+    from deepconv_cli.cli.lightning_cli import build_cli
+
+    cli = build_cli(["--help"] if asked == "full" else argv, prog=prog, fine_tune=fine_tune)
+    note = cpu_note(cli, argv)
+    if note and cli.trainer.is_global_zero and not any(a.startswith("--print_config") for a in argv):
+        print(note)
+    return cli
+
+
+FINE_TUNE_SUMMARY = (
+    "Train a VGG network initialised from a trained checkpoint (section 3.1: deepening A -> B..E, S=256 -> 384 -> "
+    "[256,512]); everything `deepconv train` accepts is accepted. Optimizer, scheduler and epoch counters start "
+    "fresh; an interrupted run resumes from RUN_DIR/last.ckpt like `train`.")
+FINE_TUNE_OPTIONS = [
+    ("--init_from CKPT", "the trained checkpoint (a shallower net for deepening, or the same architecture); required"),
+    ("--init_layers paper|all", ("paper: A's first four convs + three FCs into the same positions (default when the "
+                                "architectures differ); all: every layer (default for the same architecture)")),
+]
 
 
 def main(argv: list[str]) -> int:
-    fit(build_cli(argv))
+    cli = start(argv, "deepconv train")
+    if cli is not None:
+        from deepconv_cli.cli.lightning_cli import fit
+
+        fit(cli)
     return 0
