@@ -44,6 +44,8 @@ def parser() -> OneLineParser:
     p.add_argument("--num-workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
                    help="image decoding processes")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="forward-pass precision: auto = bf16 autocast on CUDA where supported, fp32 on CPU")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="decode every file first and leave out (and count) the ones that are not readable images")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON (top1_error, top5_error in percent)")
@@ -58,7 +60,7 @@ def main(argv: list[str]) -> int:
             raise usage(f"output path is a folder: {out}")
     rows = evaluate(args.ckpt, args.data, args.method, args.scales, args.flip, args.limit, args.batch_size,
                     args.num_workers, args.device,
-                    skip_bad_images=args.skip_bad_images)
+                    skip_bad_images=args.skip_bad_images, precision=args.precision)
     console = Console()
     if not console.is_terminal:  # a log or a pipe: print the whole table rather than fold it into 80 columns
         console = Console(width=200)

@@ -1,0 +1,44 @@
+"""Evaluation speed settings: bf16 autocast gives the fp32 top-1, `auto` picks fp32 on CPU, options reach the CLI."""
+
+import json
+
+import pytest
+import torch
+
+from deepconv_cli.__main__ import main as deepconv
+from deepconv_cli.evaluation.precision import as_input, resolve_precision
+from deepconv_cli.evaluation.runner import evaluate
+
+
+def test_auto_precision_is_fp32_on_cpu_and_unknown_names_are_refused():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"
+    assert as_input(torch.zeros(1, 3, 4, 4, dtype=torch.uint8)).dtype == torch.float32
+    with pytest.raises(ValueError, match="fp16"):
+        resolve_precision("fp16", cpu)
+
+
+def test_bf16_autocast_top1_is_within_a_tenth_of_a_point_of_fp32(trained_ckpt, digits_dir):
+    """The whole digits val set (359 images), dense at 3 scales with flips, under CPU bf16 autocast and in fp32."""
+    runs = {
+        p: evaluate([str(trained_ckpt)], digits_dir / "val", "dense", num_workers=0, device="cpu", progress=False,
+                    precision=p)[0]
+        for p in ("fp32", "bf16")
+    }
+    assert runs["fp32"]["images"] == runs["bf16"]["images"] == 359
+    assert runs["fp32"]["top1_error"] < 20  # a trained net, so the comparison means something
+    assert abs(runs["bf16"]["top1_error"] - runs["fp32"]["top1_error"]) <= 0.1
+    assert abs(runs["bf16"]["top5_error"] - runs["fp32"]["top5_error"]) <= 0.3
+
+
+def test_evaluate_cli_takes_precision_and_refuses_unknown_ones(trained_ckpt, digits_dir, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    args = ["evaluate", "--ckpt", str(trained_ckpt), "--data", str(digits_dir / "val"), "--limit", "20",
+            "--num-workers", "0", "--device", "cpu", "--method", "center"]
+    assert deepconv([*args, "--precision", "bf16", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())[0]["images"] == 20
+    capsys.readouterr()
+    assert deepconv([*args, "--precision", "fp16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fp16" in err[0]
