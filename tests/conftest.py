@@ -1,5 +1,6 @@
 """Shared fixtures: the digits ImageFolder tree and one trained narrow VGG-A checkpoint, each built once."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,31 @@ def trained_ckpt(digits_dir, tmp_path_factory) -> Path:
     code = deepconv(
         ["train", "-c", str(QUICKSTART_A), f"--data.data_dir={digits_dir}", f"--trainer.default_root_dir={run_dir}",
          "--trainer.enable_progress_bar=false", "--data.num_workers=0"]
+    )
+    assert code == 0
+    return run_dir / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def digits_0_4_and_5_9(digits_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """Digits 0-4 as a train/ + val/ tree (to train a net on), digits 5-9 of both splits as one class tree."""
+    root = tmp_path_factory.mktemp("digits_split")
+    for split in ("train", "val"):
+        for c in "01234":
+            shutil.copytree(digits_dir / split / c, root / "seen" / split / c)
+        for c in "56789":
+            shutil.copytree(digits_dir / split / c, root / "unseen" / c, dirs_exist_ok=True)
+    return root / "seen", root / "unseen"
+
+
+@pytest.fixture(scope="session")
+def ckpt_0_4(digits_0_4_and_5_9, tmp_path_factory) -> Path:
+    """A narrow VGG-A trained on digits 0-4 only (the quickstart recipe, 6 epochs)."""
+    run_dir = tmp_path_factory.mktemp("run_0_4")
+    code = deepconv(
+        ["train", "-c", str(QUICKSTART_A), f"--data.data_dir={digits_0_4_and_5_9[0]}",
+         f"--trainer.default_root_dir={run_dir}", "--trainer.max_epochs=6", "--trainer.enable_progress_bar=false",
+         "--data.num_workers=0"]
     )
     assert code == 0
     return run_dir / "best.ckpt"

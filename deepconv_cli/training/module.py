@@ -67,6 +67,12 @@ class ClassifierModule(L.LightningModule):
         compile: bool | None = None,
     ) -> None:
         super().__init__()
+        # jsonargparse's constrained types (PositiveFloat, ...) are float/int subclasses that torch.load(weights_only)
+        # refuses: the checkpoint's hyperparameters and metadata must hold plain numbers
+        width, init_std, lr, momentum, weight_decay, lr_drop_factor = (
+            float(v) for v in (width, init_std, lr, momentum, weight_decay, lr_drop_factor))
+        dropout = None if dropout is None else float(dropout)
+        lr_patience, max_lr_drops = int(lr_patience), int(max_lr_drops)
         self.save_hyperparameters()
         classes = list(classes) if classes else [str(i) for i in range(num_classes)]
         if len(classes) != num_classes:

@@ -1,0 +1,94 @@
+"""`deepconv features --ckpt CKPT --data DIR --out FILE`: Appendix B image descriptors of every image of a folder."""
+
+import inspect
+import json
+from collections.abc import Callable
+from typing import Literal
+
+from deepconv_cli.cli.options import parse_options
+from deepconv_cli.evaluation.scales import parse_scales
+from deepconv_cli.features.extract import extract_features
+from deepconv_cli.features.store import net_name
+
+ALIASES = {"--no-flip": "--flip=false", "--bf16": "--bf16=true"}
+
+
+def repeated_as_list(argv: list[str], option: str) -> list[str]:
+    """`--ckpt a --ckpt b` (how users repeat an option) -> one `--ckpt=["a", "b"]` for the typed parser."""
+    values, rest, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == option and i + 1 < len(argv):
+            values.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith(option + "="):
+            values.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+        i += 1
+    return rest + ([f"{option}={json.dumps(values)}"] if values else [])
+
+
+def shell_style(argv: list[str], function: Callable, repeated: str | None = None) -> list[str]:
+    """`--batch-size 8` as `--batch_size 8` for `function`'s parameters, and a repeated option gathered."""
+    names = {"--" + p.replace("_", "-"): "--" + p for p in inspect.signature(function).parameters if "_" in p}
+    argv = [names.get(a.split("=", 1)[0], a.split("=", 1)[0]) + ("=" + a.split("=", 1)[1] if "=" in a else "")
+            if a.startswith("--") else a for a in argv]
+    return repeated_as_list(argv, repeated) if repeated else argv
+
+
+def features(
+    data: str,
+    out: str,
+    ckpt: list[str] | None = None,
+    scales: str | None = None,
+    aggregate: Literal["average", "stack"] = "average",
+    flip: bool = True,
+    raw_pixels: int = 0,
+    batch_size: int = 32,
+    chunk_size: int = 256,
+    num_workers: int = 2,
+    device: str = "auto",
+    bf16: bool = False,
+) -> None:
+    """Image descriptors as in the VGG paper's Appendix B, for linear SVMs (`deepconv linear-svm`) and retrieval
+    (`deepconv similar`).
+
+    Each image is rescaled to shorter side Q and the network's penultimate layer (FC2 for VGG, FC layers run as
+    convolutions) is applied densely to the whole image; its map is global-average-pooled and averaged with the
+    horizontally flipped image's. Scales are averaged (D values) or stacked (D x scales); the result is
+    L2-normalised. Several --ckpt are fused late by stacking their (L2-normalised) descriptors. Chunks of images
+    are written to OUT.parts/ as they finish: re-running the same command after an interruption resumes.
+
+    Args:
+        data: a folder of class sub-folders (labels from the folders) or a flat folder of images (no labels;
+            give them to `linear-svm --labels`).
+        out: the descriptor file to write (.safetensors: descriptors, labels; paths, classes, settings in its
+            metadata).
+        ckpt: a deepconv checkpoint; repeat for late fusion (--ckpt d.ckpt --ckpt e.ckpt).
+        scales: scales Q, comma-separated, e.g. 256,384,512 (default: each checkpoint's test scales).
+        aggregate: combine the scales by averaging (D values) or stacking (D x scales values).
+        flip: average with the horizontally flipped image (--no-flip to turn off).
+        raw_pixels: instead of a network, the pixel baseline: each image squashed to SIZE x SIZE, its RGB values
+            flattened, centred and L2-normalised.
+        batch_size: images per forward pass.
+        chunk_size: images per chunk file (the unit of resuming).
+        num_workers: image decoding processes.
+        device: cpu, cuda, cuda:1, ... (default: cuda when available).
+        bf16: (--bf16) run the network under bfloat16 autocast.
+    """
+    feats, computed = extract_features(data, out, ckpt, parse_scales(scales) if scales else None, aggregate, flip,
+                                       raw_pixels, batch_size, chunk_size, num_workers, device, bf16)
+    chunks = -(-len(feats.paths) // chunk_size)
+    if computed < chunks:
+        print(f"resumed: {chunks - computed} of {chunks} chunks were already written, {computed} computed now")
+    what = "raw pixels" if raw_pixels else " + ".join(net_name(n["arch"]) for n in feats.settings["networks"])
+    labels = f"{len(feats.classes)} classes" if feats.classes else "no labels"
+    how = what if raw_pixels else f"{what}, {aggregate}"
+    print(f"wrote {out}: {len(feats.paths)} images x {feats.dim} values ({how}, {labels})")
+
+
+def main(argv: list[str]) -> int:
+    features(**parse_options(features, shell_style(argv, features, "--ckpt"), "deepconv features", ALIASES))
+    return 0

@@ -1,0 +1,114 @@
+"""`deepconv linear-svm`: linear SVMs on descriptor files (VGG paper, Appendix B), one table row per file."""
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from deepconv_cli.cli.features import repeated_as_list, shell_style
+from deepconv_cli.cli.options import parse_options
+from deepconv_cli.errors import usage
+from deepconv_cli.features.labels import read_label_csv
+from deepconv_cli.features.protocol import SvmResult, fixed_split, random_splits
+from deepconv_cli.features.store import read_features
+from deepconv_cli.features.svm import C_GRID_TEXT
+from deepconv_cli.files import write_text_atomically
+
+ALIASES = {"--json": "--json_file"}
+
+
+def parse_c_grid(text: str) -> list[float]:
+    try:
+        grid = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        grid = []
+    if not grid or min(grid) <= 0:
+        raise usage(f"--c-grid takes comma-separated positive numbers like 0.1,1,10, got {text!r}")
+    return grid
+
+
+def linear_svm(
+    features: list[str] | None = None,
+    splits: int = 0,
+    per_class: int = 30,
+    test_per_class: int = 0,
+    train: list[str] | None = None,
+    test: list[str] | None = None,
+    labels: str | None = None,
+    c_grid: str = C_GRID_TEXT,
+    folds: int = 5,
+    seed: int = 0,
+    json_file: str | None = None,
+) -> list[dict]:
+    """Linear SVMs (scikit-learn LinearSVC, one-vs-rest) on `deepconv features` files, C chosen by
+    cross-validation on each training split.
+
+    Caltech protocol: --features FILE --splits N --per-class K (N random splits, K training images per class,
+    the rest for testing): mean class recall, mean +- std over the splits. Fixed split: --train FILE --test FILE:
+    mean class recall, or with --labels CSV (image -> several labels, the VOC case) mean average precision.
+    Repeat --features (or --train/--test pairs) to compare descriptors in one table, e.g. a network's against
+    raw pixels (`deepconv features --raw-pixels 8`); files of the same folder get identical random splits.
+
+    Args:
+        features: a descriptor file to evaluate by random splits; repeat for more rows.
+        splits: number of random splits (Caltech: 3 or more).
+        per_class: training images per class in each random split.
+        test_per_class: at most this many test images per class (0: all the rest; Caltech-101 uses 50).
+        train: training descriptor file of a fixed split; repeat together with --test for more rows.
+        test: test descriptor file of a fixed split.
+        labels: CSV of image -> labels (`image,label label ...`): multi-label data, scored by mean AP.
+        c_grid: the SVM's C values tried by cross-validation, comma-separated.
+        folds: cross-validation folds on the training split for choosing C.
+        seed: seed of the random splits and folds.
+        json_file: (--json) also write the rows as JSON (mean, std and per-split scores in percent).
+    """
+    grid = parse_c_grid(c_grid)
+    features, train, test = features or [], train or [], test or []
+    if len(train) != len(test):
+        raise usage(f"give --train and --test in pairs (got {len(train)} --train and {len(test)} --test)")
+    if not features and not train:
+        raise usage("give --features FILE --splits N --per-class K, or --train FILE --test FILE")
+    if features and splits < 1:
+        raise usage("--features needs --splits N (random splits); for a fixed split use --train/--test")
+    if labels and features:
+        raise usage("--labels (multi-label, mean AP) works with --train/--test, not random --splits")
+    if folds < 2:
+        raise usage(f"--folds must be at least 2, got {folds}")
+    table = read_label_csv(labels) if labels else None
+    results: list[SvmResult] = []
+    for name in features:
+        results.append(random_splits(name, read_features(name), splits, per_class, test_per_class, grid, folds, seed))
+    for tr, te in zip(train, test):
+        results.append(fixed_split(tr, read_features(tr), te, read_features(te), table, grid, folds, seed))
+    rows = [r.to_dict() for r in results]
+    show(rows)
+    if json_file:
+        write_text_atomically(json_file, json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def show(rows: list[dict]) -> None:
+    table = Table(title="Linear SVM on image descriptors (VGG paper, Appendix B)")
+    for col, justify in (("features", "left"), ("descriptor", "left"), ("dim", "right"), ("protocol", "left"),
+                         ("train / test", "right"), ("metric", "left"), ("result (%)", "right"), ("C", "left")):
+        table.add_column(col, justify=justify)
+    best = max(r["mean"] for r in rows)
+    for r in rows:
+        value = f"{r['mean']:.2f} ± {r['std']:.2f}" if len(r["per_split"]) > 1 else f"{r['mean']:.2f}"
+        style = "bold" if r["mean"] == best and len(rows) > 1 else None
+        cs = ",".join(f"{c:g}" for c in r["C"])
+        name = " -> ".join(Path(part).name for part in r["features"].split(" -> "))
+        table.add_row(name, r["descriptor"], str(r["dim"]), r["protocol"],
+                      f"{r['train_images']} / {r['test_images']}", r["metric"], value, cs, style=style)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
+
+
+def main(argv: list[str]) -> int:
+    for option in ("--features", "--train", "--test"):
+        argv = repeated_as_list(argv, option)
+    linear_svm(**parse_options(linear_svm, shell_style(argv, linear_svm), "deepconv linear-svm", ALIASES))
+    return 0

@@ -1,0 +1,74 @@
+"""The images a descriptor run reads: a class tree (labels from folders) or a flat folder (no labels), each image
+decoded once through the shared reader and rescaled to every scale Q in loader workers."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from deepconv_cli.data.folder import ImageTree, collect_images, find_classes
+from deepconv_cli.data.images import READ_ERRORS, open_rgb, why_unreadable
+from deepconv_cli.errors import usage
+from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
+
+
+@dataclass
+class ImageList:
+    """Images under `root` by relative path; `labels[i]` indexes `classes` (-1 and no classes for a flat folder)."""
+
+    root: Path
+    paths: list[str]
+    labels: list[int]
+    classes: list[str]
+
+
+def list_images(data: str | Path) -> ImageList:
+    """A folder of class sub-folders (ImageFolder layout) or, when it has none, every image below it."""
+    root = Path(data)
+    if not root.exists():
+        raise usage(f"data folder not found: {root}")
+    if not root.is_dir():
+        raise usage(f"--data must be a folder, got a file: {root}")
+    classes, _ = find_classes(root)
+    if classes:
+        tree = ImageTree(root)
+        paths = [Path(p).relative_to(root).as_posix() for p, _ in tree.samples]
+        labels = [label for _, label in tree.samples]
+    else:
+        paths = [p.relative_to(root).as_posix() for p in collect_images([str(root)])]
+        labels = [-1] * len(paths)
+    if not paths:
+        raise usage(f"no images found under {root}")
+    return ImageList(root, paths, labels, classes)
+
+
+class ScaledImages(Dataset):
+    """Item i: (i, {Q: uint8 CHW image rescaled to shorter side Q}) or (i, one-line error) for an unreadable file.
+
+    With `raw_size`, the image is instead squashed to raw_size x raw_size and returned under the key 0.
+    """
+
+    def __init__(self, images: ImageList, indices: list[int], scales: list[int], raw_size: int = 0) -> None:
+        self.images, self.indices, self.scales, self.raw_size = images, indices, scales, raw_size
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[int, dict[int, torch.Tensor] | str]:
+        index = self.indices[i]
+        path = self.images.root / self.images.paths[index]
+        try:
+            img = open_rgb(path)
+            if self.raw_size:
+                size = (self.raw_size, self.raw_size)
+                return index, {0: to_uint8_tensor(img.resize(size, Image.Resampling.BILINEAR))}
+            return index, {q: to_uint8_tensor(rescale_shorter(img, q)) for q in self.scales}
+        except READ_ERRORS as e:
+            return index, f"cannot read image {path}: {why_unreadable(path, e)}"
+
+
+def keep_as_list(batch: list) -> list:
+    """Collate that keeps images of different sizes apart (they are grouped by shape later)."""
+    return batch
