@@ -35,6 +35,18 @@ def test_train_benchmark_compares_lightning_with_a_raw_loop_and_the_speed_option
     assert result["comparisons"]["speed options"]["extra"]["precision"] == "bf16-mixed"
 
 
+def test_train_benchmark_times_the_real_loader_with_data_and_reports_mfu(tmp_path, digits_dir):
+    """--data: both sides read ImageFolderData's loader (10 digit classes, whatever --classes says) and the JSON
+    keeps `speedup` and adds `mfu`, null on a CPU."""
+    result = run_json(tmp_path, "train", "--data", str(digits_dir), "--classes", "3", "--steps", "4", "--runs", "1",
+                      "--batch_size", "8", "--num_workers", "0", "--s_min", "36", "--s_max", "40", "--device", "cpu")
+    step = result["comparisons"]["train step"]
+    assert result["settings"]["classes"] == 10 and result["settings"]["s_max"] == 40
+    assert step["extra"]["data"] == f"real loader on {digits_dir}"
+    assert step["speedup"] > 0 and step["extra"]["images/s (Lightning)"] > 0
+    assert "mfu" in step and step["mfu"] is None
+
+
 def test_evaluate_benchmark_writes_a_speedup(tmp_path):
     result = run_json(tmp_path, "evaluate", "--images", "1", "--runs", "1")
     assert result["settings"]["crop"] == 32 and list(result["comparisons"]) == ["evaluation"]

@@ -62,8 +62,11 @@ def loader(
 def train(
     arch: str = "A", width: float = 0.125, crop: int = 32, classes: int = 10, batch_size: int = 64, steps: int = 30,
     runs: int = 5, device: str = "auto", options: bool | None = None, compile: bool = False, json: str | None = None,
+    data: str | None = None, num_workers: int = 4, s_min: int | None = None, s_max: int | None = None,
 ) -> None:
     """Time per training step of deepconv's Lightning module vs a raw PyTorch loop (same model, data, optimizer).
+
+    The JSON's `mfu` is the model FLOP utilisation of deepconv's side (null on CPU and on unknown GPUs).
 
     Args:
         arch: architecture name or alias (`deepconv models`).
@@ -77,8 +80,13 @@ def train(
         options: also compare channels_last + bf16 autocast (+ compile) with plain fp32 NCHW; default: on CUDA.
         compile: include torch.compile in the speed options.
         json: also write the results to this JSON file.
+        data: time the real training loader on this dataset root (train/ and val/ inside; `classes` then comes
+            from its class folders) instead of synthetic batches: what `deepconv train` runs.
+        num_workers: loader processes with --data.
+        s_min: smallest training scale S with --data; default 256 x crop / 224.
+        s_max: largest training scale S with --data; default 512 x crop / 224 (the paper's jitter).
     """
-    from deepconv_cli.benchmarks.train_step import benchmark_train
+    from deepconv_cli.benchmarks.train_step import benchmark_train, real_data
     from deepconv_cli.models.registry import resolve_arch
 
     _positive(classes=classes, batch_size=batch_size, runs=runs)
@@ -90,9 +98,15 @@ def train(
         raise usage(f"need steps >= 2 and crop a multiple of 32, got steps={steps}, crop={crop}")
     dev = _device(device)
     options = dev.type == "cuda" if options is None else options
-    results = benchmark_train(arch, width, crop, classes, batch_size, steps, runs, dev, options, compile)
     settings = {"arch": arch, "width": width, "crop": crop, "classes": classes, "batch_size": batch_size,
                 "steps": steps, "runs": runs, "device": str(dev), "options": options, "compile": compile}
+    dm = None
+    if data:
+        s_min, s_max = s_min or round(256 * crop / 224), s_max or round(512 * crop / 224)
+        dm = real_data(data, crop, batch_size, num_workers, s_min, s_max)
+        settings |= {"data": data, "num_workers": num_workers, "s_min": s_min, "s_max": s_max,
+                     "classes": dm.num_classes}
+    results = benchmark_train(arch, width, crop, classes, batch_size, steps, runs, dev, options, compile, dm)
     _finish("train", results, json, settings)
 
 
