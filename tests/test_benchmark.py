@@ -29,6 +29,18 @@ def test_loader_benchmark_writes_a_speedup(tmp_path):
     assert len(list((tmp_path / "jpegs" / "c0").glob("*.jpg"))) == 4  # the synthetic JPEGs are kept for reuse
 
 
+def test_loader_stages_account_for_the_whole_loader(tmp_path):
+    """--stages: read, header, decode, resize, flip and collate timed apart; their sum is one worker's time per image,
+    so its rate is of the order of the measured loader's (the same images, the same calls)."""
+    result = run_json(tmp_path, "loader", "--data", str(tmp_path / "jpegs"), "--images", "8", "--runs", "1",
+                      "--batch_size", "4", "--stages", "true")
+    loader, stages = result["comparisons"]["loader"], result["comparisons"]["loader stages"]
+    assert stages["baseline"] == 500 and stages["unit"] == "images/s per core"
+    parts = [k for k in stages["extra"] if k.endswith("(ms/image)")]
+    assert len(parts) == 6 and float(stages["extra"]["decode (DCT downscale) (ms/image)"].split()[0]) > 0
+    assert 0.33 < stages["ours"] / loader["ours"] < 3
+
+
 def test_train_benchmark_compares_lightning_with_a_raw_loop_and_the_speed_options(tmp_path):
     result = run_json(tmp_path, "train", "--steps", "3", "--runs", "1", "--batch_size", "4", "--options", "true")
     assert list(result["comparisons"]) == ["train step", "speed options"]
