@@ -7,7 +7,6 @@ dense bf16 peak; None on CPU and on GPUs whose peak is not in the table.
 """
 
 import itertools
-
 import logging
 import tempfile
 import time
@@ -19,9 +18,8 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
-from deepconv_cli.data.datamodule import ImageFolderData
-
 from deepconv_cli.benchmarks.report import Comparison, median
+from deepconv_cli.data.datamodule import ImageFolderData
 from deepconv_cli.models.interface import Classifier
 from deepconv_cli.models.registry import build, flop_count
 from deepconv_cli.training.module import ClassifierModule
