@@ -20,21 +20,22 @@ def test_auto_precision_is_fp32_on_cpu_and_unknown_names_are_refused():
 
 
 def test_bf16_autocast_top1_is_within_a_tenth_of_a_point_of_fp32(trained_ckpt, digits_dir):
-    """All 1,797 digits (val and train trees), dense at 3 scales with flips, under CPU bf16 autocast and in fp32.
+    """1,000 digits (the 359 val images and 641 spread over train/), dense at 3 scales with flips, under CPU bf16
+    autocast and in fp32: 0.1 point is one image.
 
-    0.1 point of the 359 val images alone would be less than one image (measured: one of them flips, 0.28 point),
-    so the comparison runs on every digit: 0.1 point is 1.8 images.
+    On the 359 val images alone 0.1 point would be less than one image (measured once: one image flipped, 0.28
+    point). CPU bf16 autocast is ~8x slower than fp32 here, hence not all 1,797 digits.
     """
     wrong = {"fp32": 0.0, "bf16": 0.0}
     images = 0
-    for part in ("val", "train"):
+    for part, limit in (("val", 0), ("train", 641)):
         for p in wrong:
-            row = evaluate([str(trained_ckpt)], digits_dir / part, "dense", num_workers=0, device="cpu",
+            row = evaluate([str(trained_ckpt)], digits_dir / part, "dense", limit=limit, num_workers=0, device="cpu",
                            progress=False, precision=p)[0]
-            wrong[p] += row["top1_error"] * row["images"] / 100
+            wrong[p] += round(row["top1_error"] * row["images"] / 100)
         images += row["images"]
-    assert images == 1797
-    assert wrong["fp32"] < 0.1 * images  # a trained net, so the comparison means something
+    assert images == 1000
+    assert wrong["fp32"] < 0.2 * images  # a trained net, so the comparison means something
     assert abs(wrong["bf16"] - wrong["fp32"]) / images * 100 <= 0.1
 
 
