@@ -29,10 +29,34 @@ def test_loader_benchmark_writes_a_speedup(tmp_path):
     assert len(list((tmp_path / "jpegs" / "c0").glob("*.jpg"))) == 4  # the synthetic JPEGs are kept for reuse
 
 
+def test_loader_stages_account_for_the_whole_loader(tmp_path):
+    """--stages: read, header, decode, resize, flip and collate timed apart; their sum is one worker's time per image,
+    so its rate is of the order of the measured loader's (the same images, the same calls)."""
+    result = run_json(tmp_path, "loader", "--data", str(tmp_path / "jpegs"), "--images", "8", "--runs", "1",
+                      "--batch_size", "4", "--stages", "true")
+    loader, stages = result["comparisons"]["loader"], result["comparisons"]["loader stages"]
+    assert stages["baseline"] == 500 and stages["unit"] == "images/s per core"
+    parts = [k for k in stages["extra"] if k.endswith("(ms/image)")]
+    assert len(parts) == 6 and float(stages["extra"]["decode (DCT downscale) (ms/image)"].split()[0]) > 0
+    assert 0.33 < stages["ours"] / loader["ours"] < 3
+
+
 def test_train_benchmark_compares_lightning_with_a_raw_loop_and_the_speed_options(tmp_path):
     result = run_json(tmp_path, "train", "--steps", "3", "--runs", "1", "--batch_size", "4", "--options", "true")
     assert list(result["comparisons"]) == ["train step", "speed options"]
     assert result["comparisons"]["speed options"]["extra"]["precision"] == "bf16-mixed"
+
+
+def test_train_benchmark_times_the_real_loader_with_data_and_reports_mfu(tmp_path, digits_dir):
+    """--data: both sides read ImageFolderData's loader (10 digit classes, whatever --classes says) and the JSON
+    keeps `speedup` and adds `mfu`, null on a CPU."""
+    result = run_json(tmp_path, "train", "--data", str(digits_dir), "--classes", "3", "--steps", "4", "--runs", "1",
+                      "--batch_size", "8", "--num_workers", "0", "--s_min", "36", "--s_max", "40", "--device", "cpu")
+    step = result["comparisons"]["train step"]
+    assert result["settings"]["classes"] == 10 and result["settings"]["s_max"] == 40
+    assert step["extra"]["data"] == f"real loader on {digits_dir}"
+    assert step["speedup"] > 0 and step["extra"]["images/s (Lightning)"] > 0
+    assert "mfu" in step and step["mfu"] is None
 
 
 def test_evaluate_benchmark_writes_a_speedup(tmp_path):

@@ -61,9 +61,10 @@ def _epoch(dataset, batch_size: int) -> int:
 
 
 def benchmark_loader(
-    data: Path, images: int, runs: int, s_min: int, s_max: int, crop: int, batch_size: int
+    data: Path, images: int, runs: int, s_min: int, s_max: int, crop: int, batch_size: int, stages: bool = False
 ) -> list[Comparison]:
-    """Images/s of one loader process (num_workers=0, one torch thread, like a DataLoader worker), both sides."""
+    """Images/s of one loader process (num_workers=0, one torch thread, like a DataLoader worker), both sides;
+    with `stages`, also the per-stage breakdown of deepconv's side (`benchmarks/stages.py`)."""
     make_jpegs(data, images)
     ours = ImageTree(data, train_transform(s_min, s_max, crop))
     base = ImageFolder(str(data), transform=baseline_transform(s_min, s_max, crop))
@@ -79,6 +80,11 @@ def benchmark_loader(
     finally:
         torch.set_num_threads(threads)
     n = len(ours.samples)
+    extra = []
+    if stages:
+        from deepconv_cli.benchmarks.stages import benchmark_stages
+
+        extra.append(benchmark_stages([Path(p) for p, _ in ours.samples], runs, s_min, s_max, crop, batch_size))
     return [
         Comparison(
             name="loader",
@@ -96,4 +102,4 @@ def benchmark_loader(
                 "neither side includes": "mean RGB / PCA colour shift (deepconv applies them on the device)",
             },
         )
-    ]
+    ] + extra

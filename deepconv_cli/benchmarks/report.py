@@ -21,6 +21,7 @@ class Comparison:
     """deepconv's figure beside a baseline's, both medians of `runs` timed runs made in the same process.
 
     `speedup` is how many times better deepconv is: baseline / ours for times, ours / baseline for rates.
+    `mfu`: deepconv's model FLOP utilisation (0..1) where it applies and the GPU's peak is known, else None.
     """
 
     name: str
@@ -33,6 +34,7 @@ class Comparison:
     runs: int
     target: str = ""
     extra: dict = field(default_factory=dict)
+    mfu: float | None = None
 
     @property
     def speedup(self) -> float:

@@ -21,6 +21,7 @@ def evaluate(
     num_workers: int | None = None,
     device: str = "auto",
     skip_bad_images: bool = False,
+    precision: Literal["auto", "bf16", "fp32"] = "auto",
     json: str | None = None,
     csv: str | None = None,
 ) -> list[dict]:
@@ -43,6 +44,7 @@ def evaluate(
         num_workers: image decoding processes (default: the usable CPU cores, at most 4).
         device: cpu, cuda, cuda:1, ... (auto: cuda when available).
         skip_bad_images: decode every file first and leave out (and count) the ones that are not readable images.
+        precision: auto = bf16 autocast on a CUDA device that supports it, fp32 otherwise; bf16 or fp32 forces one.
         json: also write the rows as JSON (top1_error, top5_error in percent) to this file.
         csv: also write the rows as CSV to this file.
     """
@@ -59,10 +61,12 @@ def evaluate(
             raise usage(f"output path is a folder: {out}")
     workers = min(4, usable_cores()) if num_workers is None else num_workers
     set_threads(workers)
-    return _run(ckpt, data, method, qs, flip, limit, batch_size, workers, device, skip_bad_images, json, csv)
+    return _run(ckpt, data, method, qs, flip, limit, batch_size, workers, device, skip_bad_images, json, csv,
+                precision)
 
 
-def _run(ckpt, data, method, scales, flip, limit, batch_size, workers, device, skip_bad_images, json_out, csv_out):
+def _run(ckpt, data, method, scales, flip, limit, batch_size, workers, device, skip_bad_images, json_out, csv_out,
+         precision):
     from rich.console import Console
 
     from deepconv_cli.evaluation.report import table, to_csv, to_json
@@ -70,7 +74,7 @@ def _run(ckpt, data, method, scales, flip, limit, batch_size, workers, device, s
     from deepconv_cli.files import write_text_atomically
 
     rows = run_evaluation(ckpt, data, method, scales, flip, limit, batch_size, workers, device,
-                          skip_bad_images=skip_bad_images)
+                          skip_bad_images=skip_bad_images, precision=precision)
     console = Console()
     if not console.is_terminal:  # a log or a pipe: print the whole table rather than fold it into 80 columns
         console = Console(width=200)

@@ -36,7 +36,7 @@ except ImportError:  # optional speed-up; PIL decodes the same pixels (both are 
 SNAP_MIN_BOX = 64  # smaller boxes (tiny images) use the exact PIL resize: a whole-pixel snap would be visible
 
 
-def _reduction(img: Image.Image, target_short: float) -> int:
+def jpeg_reduction(img: Image.Image, target_short: float) -> int:
     """The largest JPEG DCT reduction (1, 2, 4 or 8) that still leaves the shorter side >= target_short."""
     if img.format != "JPEG":
         return 1
@@ -47,7 +47,7 @@ def _decode(img: Image.Image, target_short: float) -> tuple[Image.Image, float]:
     """Upright RGB picture through the one reader (`to_rgb`), decoded at reduced size when a JPEG shrinks >= 2x;
     returns it and its scale to the original."""
     width = oriented_size(img)[0]  # before decoding: a JPEG draft changes img.size
-    rgb = decode_rgb(img, _reduction(img, target_short))
+    rgb = decode_rgb(img, jpeg_reduction(img, target_short))
     return rgb, rgb.size[0] / width
 
 
@@ -59,7 +59,7 @@ def _decode_uint8(img: Image.Image, target_short: float) -> tuple[torch.Tensor, 
     w, h = img.size
     path = getattr(img, "filename", "")
     if simplejpeg is not None and img.format == "JPEG" and img.mode in ("RGB", "L") and path and orientation(img) == 1:
-        factor = _reduction(img, target_short)
+        factor = jpeg_reduction(img, target_short)
         with open(path, "rb") as f:
             data = f.read()
         try:

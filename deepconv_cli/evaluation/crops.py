@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from deepconv_cli.evaluation.dense import model_device
+from deepconv_cli.evaluation.precision import as_input
 from deepconv_cli.models.interface import Classifier
 
 CROP_METHODS = ("multi-crop", "10-crop", "center")
@@ -73,7 +74,7 @@ def multiscale_crop_posteriors(
         per_image = views[0].shape[0]  # the same for every image of every shape
         stacked = torch.cat(views)
         probs = torch.cat(
-            [F.softmax(model(stacked[i : i + batch_size].to(device).float()), dim=1)
+            [F.softmax(model(as_input(stacked[i : i + batch_size].to(device))).float(), dim=1)
              for i in range(0, len(stacked), batch_size)]
         )
         total += probs.view(len(images), per_image, -1).mean(dim=1)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from deepconv_cli.evaluation.precision import as_input
 from deepconv_cli.models.interface import Classifier
 
 
@@ -27,10 +28,10 @@ def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
 @torch.inference_mode()
 def dense_posteriors(model: Classifier, batch: torch.Tensor, flip: bool = True) -> torch.Tensor:
     """Softmax posteriors (N, classes) of a batch of same-size 0..255 images, flip-averaged when `flip`."""
-    x = batch.float()
-    probs = F.softmax(model(x), dim=1)
+    x = as_input(batch)
+    probs = F.softmax(model(x).float(), dim=1)
     if flip:
-        probs = (probs + F.softmax(model(torch.flip(x, dims=[3])), dim=1)) / 2
+        probs = (probs + F.softmax(model(torch.flip(x, dims=[3])).float(), dim=1)) / 2
     return probs
 
 
