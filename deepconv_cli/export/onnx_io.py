@@ -24,11 +24,14 @@ def write_onnx(model: Classifier, meta: ModelMeta, path: Path, fixed_size: bool 
     dims = {0: torch.export.Dim("batch", min=1)}
     if not fixed_size:
         dims |= {2: torch.export.Dim("height", min=crop), 3: torch.export.Dim("width", min=crop)}
-    with torch.inference_mode(False), torch.no_grad():
-        program = torch.onnx.export(
-            module, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes={"x": dims}, verbose=False,
-        )
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            program = torch.onnx.export(
+                module, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes={"x": dims}, verbose=False,
+            )
+    except Exception as e:  # noqa: BLE001 - an operation torch.export cannot trace: one line, not its report
+        raise failure(f"cannot export {meta.arch} to ONNX: {reason(e)}") from None
     proto = program.model_proto
     proto.producer_name = "deepconv"
     for key, value in artefact_metadata(meta, fixed_size).items():

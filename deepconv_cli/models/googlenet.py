@@ -34,6 +34,17 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=k // 2), nn.ReLU(inplace=True))
 
 
+class CeilMaxPool2d(nn.MaxPool2d):
+    """3x3/2 max-pool rounding its output size up, as -inf padding on the right and bottom then a plain pool: the
+    numbers of MaxPool2d(3, 2, ceil_mode=True), which torch.export cannot trace for a dynamic H, W (ONNX export)."""
+
+    def __init__(self) -> None:
+        super().__init__(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 3, 2)
+
+
 class Inception(nn.Module):
     def __init__(self, cin: int, widths: tuple[int, ...]) -> None:
         super().__init__()
@@ -77,14 +88,14 @@ class GoogLeNet(Classifier):
         super().__init__("googlenet", crop_size)
         w = [max(1, round(c * width)) for c in (64, 64, 192)]
         layers: dict[str, nn.Module] = {
-            "conv1": _conv(3, w[0], 7, 2), "pool1": nn.MaxPool2d(3, 2, ceil_mode=True), "lrn1": alexnet_lrn(),
+            "conv1": _conv(3, w[0], 7, 2), "pool1": CeilMaxPool2d(), "lrn1": alexnet_lrn(),
             "conv2_reduce": _conv(w[0], w[1], 1), "conv2": _conv(w[1], w[2], 3), "lrn2": alexnet_lrn(),
-            "pool2": nn.MaxPool2d(3, 2, ceil_mode=True),
+            "pool2": CeilMaxPool2d(),
         }
         cin = w[2]
         for name, widths in INCEPTION.items():
             if name in ("4a", "5a"):
-                layers[f"pool{name[0]}"] = nn.MaxPool2d(3, 2, ceil_mode=True)
+                layers[f"pool{name[0]}"] = CeilMaxPool2d()
             layers[f"inception{name}"] = Inception(cin, tuple(max(1, round(c * width)) for c in widths))
             cin = layers[f"inception{name}"].out_channels
         self.features = nn.Sequential()
