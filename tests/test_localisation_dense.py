@@ -14,7 +14,7 @@ from torch import nn
 
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
 from deepconv_cli.localisation.boxes import decode
-from deepconv_cli.localisation.dense import Localiser, locate, output_stride, scale_boxes
+from deepconv_cli.localisation.dense import Localiser, locate, output_stride, scale_boxes, views
 
 
 class WindowNet(nn.Module):
@@ -107,3 +107,31 @@ def test_locate_merges_and_returns_the_heaviest_group():
     box = locate([loc], None, picture(), [0])[0]
     assert box.tolist() == pytest.approx([10.0, 5.0, 30.0, 25.0], abs=1e-3)
     assert F.mse_loss(locate([loc], None, picture(), [1])[0], box).item() < 1e-6
+
+
+def test_flipped_pass_maps_boxes_back_from_the_mirror_image():
+    """On the mirror image window c covers x 93 - 32c - 32 .. 93 - 32c of the 93-wide rescaled picture; a box in the
+    right quarter of that window (cx = 0.75) is, unmirrored, in the left quarter of the same pixels."""
+    f = 70 / 60
+    whole = window_localiser(WindowNet(32, 32, 4, constant=[0.5, 0.5, 1.0, 1.0]), "scr")
+    b = scale_boxes(whole, None, picture(), 70, [0], flip=True)[0][0]
+    want = [[(93 - 32 * c - 32) / f, 32 * r / f, (93 - 32 * c) / f, (32 * r + 32) / f] for r in range(2) for c in range(2)]
+    torch.testing.assert_close(b, torch.tensor(want), atol=1e-4, rtol=0)
+    right = window_localiser(WindowNet(32, 32, 4, constant=[0.75, 0.5, 0.25, 1.0]), "scr")
+    b = scale_boxes(right, None, picture(), 70, [0], flip=True)[0][0, 0]
+    assert b.tolist() == pytest.approx([(93 - 28) / f, 0.0, (93 - 20) / f, 32 / f], abs=1e-4)  # mirror x 20..28
+
+
+def test_offsets_place_windows_between_the_strides():
+    """--offsets 2 with stride 32: passes shifted by 0 and 16 pixels per axis, so a 48-pixel picture (one window
+    at Q = 48 without offsets) is seen through windows at 0 and 16 both ways, and with --flip mirrored as well."""
+    loc = window_localiser(WindowNet(32, 32, 4, constant=[0.5, 0.5, 1.0, 1.0]), "scr")
+    assert views(loc, 48) == [((0, 0), False)]
+    loc.offsets, loc.flip = 2, True
+    assert views(loc, 48) == [((dx, dy), m) for dy in (0, 16) for dx in (0, 16) for m in (False, True)]
+    loc.offsets = 4  # shifts 0, 8, 16, 24: a 24-pixel shift leaves 24 < 32 pixels, so it is dropped
+    assert sorted({s[0] for s, _ in views(loc, 48)}) == [0, 8, 16]
+    square = picture(48, 48)
+    assert scale_boxes(loc, None, square, 48, [0], shift=(16, 8))[0][0].tolist() == [[16.0, 8.0, 48.0, 40.0]]
+    loc.offsets = 1
+    assert scale_boxes(loc, None, square, 48, [0])[0][0].tolist() == [[0.0, 0.0, 32.0, 32.0]]
