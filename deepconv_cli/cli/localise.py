@@ -18,6 +18,12 @@ from deepconv_cli.evaluation.scales import parse_scales
 from deepconv_cli.files import write_text_atomically
 
 
+def dense_pass_args(p: OneLineParser) -> None:
+    p.add_argument("--offsets", type=int, default=1, metavar="N", help="dense passes shifted by stride/N, N per axis "
+                   "(OverFeat's offsets; the VGG paper used 1, the default)")
+    p.add_argument("--flip", action="store_true", help="dense passes on the mirror image too (boxes mirrored back)")
+
+
 def evaluate_parser() -> OneLineParser:
     p = OneLineParser(prog="deepconv localise evaluate", description="Localisation error (IoU > 0.5) as in the VGG "
                       "paper's Tables 8 (centre-gt) and 9 (dense-top5), with a whole-image baseline.")
@@ -33,6 +39,7 @@ def evaluate_parser() -> OneLineParser:
                    help="the classifier's scales (default: its S-32,S,S+32 or Smin,mid,Smax)")
     p.add_argument("--topk", type=int, default=5, help="classes (each with one box) per image (default 5)")
     p.add_argument("--merge-iou", type=float, default=0.5, help="greedy merging joins groups above this IoU")
+    dense_pass_args(p)
     p.add_argument("--limit", type=int, default=0, metavar="N", help="N annotated images evenly spaced over the set")
     p.add_argument("--skip-bad-images", action="store_true", help="leave out (and count) bad annotations/images")
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
@@ -48,7 +55,7 @@ def evaluate_main(argv: list[str]) -> int:
         raise usage(f"output path is a folder: {args.json}")
     rows, left_out = run(args.ckpt, args.data, args.protocol, args.classifier, args.boxes, args.scales,
                          args.classifier_scales, args.topk, args.merge_iou, args.skip_bad_images, args.limit,
-                         args.device)
+                         args.device, args.offsets, args.flip)
     table = Table(title=f"{args.data}: localisation error ({args.protocol}, IoU > 0.5)")
     keys = [k for k in rows[0] if k != "protocol"]
     for key in keys:
@@ -71,6 +78,7 @@ def predict_parser() -> OneLineParser:
     p.add_argument("--scales", action="append", type=parse_scales, metavar="Q,Q", help="localiser test scales")
     p.add_argument("--classifier-scales", type=parse_scales, metavar="Q,Q", help="the classifier's test scales")
     p.add_argument("--topk", type=int, default=1, help="classes (boxes) per image (default 1)")
+    dense_pass_args(p)
     p.add_argument("--out", metavar="DIR", help="write <image>.boxes.png with the boxes drawn into DIR")
     p.add_argument("--json", metavar="FILE", help="also write the boxes as JSON keyed by file name")
     return p
@@ -89,7 +97,7 @@ def predict_main(argv: list[str]) -> int:
     if args.topk < 1:
         raise usage(f"--topk must be at least 1, got {args.topk}")
     files = collect_images(args.paths)
-    locs = load_localisers(args.ckpt, args.scales, torch.device("cpu"))
+    locs = load_localisers(args.ckpt, args.scales, torch.device("cpu"), args.offsets, args.flip)
     classifier, meta = load_model(args.classifier)
     if meta.classes != locs[0].meta.classes:
         raise usage(f"{args.classifier} classifies other classes than the localisers")

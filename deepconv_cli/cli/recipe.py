@@ -23,7 +23,7 @@ def stage_result(recipe: Recipe, stage: Stage) -> str:
         callbacks = read_checkpoint(run_dir / "best.ckpt").get("callbacks", {})
         scores = [v.get("best_model_score") for k, v in callbacks.items() if k.startswith("ModelCheckpoint")]
         if scores and scores[0] is not None:
-            return f"best val top-1 error {float(scores[0]):.2f}%"
+            return f"best val {'localisation' if 'loc' in stage.command else 'top-1'} error {float(scores[0]):.2f}%"
     results = [p for p in run_dir.glob("*.json") if not p.name.startswith(".")]
     for path in results:
         try:

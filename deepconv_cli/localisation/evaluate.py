@@ -54,13 +54,13 @@ def row(name: str, locs: list[Localiser], protocol: str, result: dict) -> dict:
 
 def run(ckpts: list[str], data: str, protocol: str, classifier: str | None = None, boxes: str | None = None,
         scales: list[list[int]] | None = None, classifier_scales: list[int] | None = None, topk: int = 5,
-        merge_iou: float = 0.5, skip_bad_images: bool = False, limit: int = 0, device: str = "auto") -> tuple[
-            list[dict], str]:
-    """Result rows and a note on the images left out."""
+        merge_iou: float = 0.5, skip_bad_images: bool = False, limit: int = 0, device: str = "auto",
+        offsets: int = 1, flip: bool = False) -> tuple[list[dict], str]:
+    """Result rows and a note on the images left out (`offsets`, `flip`: the dense passes, see dense.views)."""
     if protocol not in PROTOCOLS:
         raise usage(f"--protocol must be one of {', '.join(PROTOCOLS)}")
     dev = resolve_device(device)
-    locs = load_localisers(ckpts, scales, dev)
+    locs = load_localisers(ckpts, scales, dev, offsets, flip)
     items, left_out = annotated_val(data, boxes, locs[0].meta.classes, skip_bad_images, limit)
     per_step = len(locs) + (len(locs) > 1) if protocol == "dense-top5" else len(locs)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
