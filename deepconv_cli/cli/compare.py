@@ -4,7 +4,7 @@ import csv
 import json
 from pathlib import Path
 
-from deepconv_cli.cli import run_function
+from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
 from deepconv_cli.files import write_text_atomically
 
@@ -57,6 +57,6 @@ def compare(runs: list[str], json_file: str | None = None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    argv = [a.replace("--json", "--json_file", 1) if a.split("=")[0] == "--json" else a for a in argv]
-    run_function(compare, argv, "deepconv compare")
+    compare(**parse_options(compare, argv, "deepconv compare", {"--json": "--json_file"},
+                            ("runs", "run directories (each with best.ckpt and metrics.csv)")))
     return 0
