@@ -11,11 +11,12 @@ import warnings
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser
 
+from deepconv_cli.cli.lightning_cli import TRAINER_DEFAULTS, DeepconvCLI, check_same_run
 from deepconv_cli.cli.options import OneLineParser
-from deepconv_cli.cli.train import TRAINER_DEFAULTS, DeepconvCLI, check_same_run
 from deepconv_cli.errors import usage
 from deepconv_cli.localisation.data import LocaliseData
 from deepconv_cli.localisation.module import LocaliserModule
+from deepconv_cli.models.checkpoint import read_checkpoint
 from deepconv_cli.training.faults import resume_checkpoint
 
 MONITOR = "val/loc_error"
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> int:
     trainer = cli.trainer
     ckpt = resume_checkpoint(cli.run_dir, report=trainer.is_global_zero) if cli.config.get("resume") else None
     if ckpt:
-        check_same_run(ckpt, cli.model.meta)
+        check_same_run(ckpt, read_checkpoint(ckpt), cli.model.meta)
         print(f"resuming from {ckpt}")
     trainer.fit(cli.model, cli.datamodule, ckpt_path=str(ckpt) if ckpt else None)
     best = trainer.checkpoint_callback
