@@ -58,10 +58,9 @@ def test_a_batch_larger_than_the_training_set_is_refused_before_training(small_t
 
 
 def test_help_shows_the_ranges(capsys):
-    with pytest.raises(SystemExit):
-        deepconv(["train", "--help"])
+    assert deepconv(["train", "--help"]) == 0  # deepconv's own fast help: each option with its typed range
     text = " ".join(capsys.readouterr().out.split())
-    assert "--data.batch_size BATCH_SIZE" in text and "type: PositiveInt" in text and "type: NonNegativeInt" in text
+    assert "--data.batch_size PositiveInt" in text and "--data.num_workers NonNegativeInt" in text
 
 
 class FullDiskIO(AtomicCheckpointIO):
