@@ -60,10 +60,10 @@ def normalise_argv(argv: list[str], kinds: dict[str, str], aliases: dict[str, st
     while i < len(argv):
         arg = argv[i]
         i += 1
-        if not arg.startswith("--") or arg == "--":
+        name, eq, value = arg.partition("=")
+        if (not arg.startswith("--") and name not in aliases) or arg == "--":  # short aliases such as -k pass
             out.append(arg)
             continue
-        name, eq, value = arg.partition("=")
         if name in aliases:
             name, _, fixed = aliases[name].partition("=")
             if fixed and not eq:
