@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
         rows = initialise_from(target, source, scheme)
     except ValueError as e:
         raise usage(str(e)) from None
-    if source_meta.preprocessing != "mean_rgb":  # imported weights keep the normalisation they were trained with
+    if source_meta.preprocessing not in ("mean_rgb", "mean_image"):  # imported weights keep their normalisation
         cli.model.keep_preprocessing(source_meta)
     if cli.trainer.is_global_zero:
         Console().print(copy_table(rows, target.arch, source_meta.arch, init_from))

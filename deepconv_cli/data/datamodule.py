@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
 from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -11,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from deepconv_cli.data.distributed import UnpaddedDistributedSampler
 from deepconv_cli.data.folder import ImageTree, check_tree, warn_skipped_links
+from deepconv_cli.data.mean_image import load_or_compute_mean_image
 from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.data.stats import STATS_FILE, load_or_compute
 from deepconv_cli.data.transforms import train_transform, val_transform
@@ -48,6 +50,9 @@ class ImageFolderData(L.LightningDataModule):
             section 2: "rescaled the image such that the shorter side was of length 256, and then cropped out
             the central 256x256 patch"); off for VGG, whose crops come from the whole rescaled image.
         pca_std: standard deviation of AlexNet's PCA colour-shift coefficients (0 disables the shift).
+        mean_image: subtract the training set's per-pixel mean image (AlexNet section 2: "subtracting the mean
+            activity over the training set from each pixel"; the mean of the central s_min x s_min squares)
+            instead of its mean RGB (the VGG paper's preprocessing, the default).
         stats_max_images: images used for mean RGB / PCA statistics (evenly spaced over the sorted train set).
         skip_bad_images: leave out files that do not decode as images (and say how many) instead of stopping
             before training with one line per file.
@@ -66,6 +71,7 @@ class ImageFolderData(L.LightningDataModule):
         flip: bool = True,
         center_square: bool = False,
         pca_std: NonNegativeFloat = 0.1,
+        mean_image: bool = False,
         stats_max_images: NonNegativeInt = 10000,
         skip_bad_images: bool = False,
     ) -> None:
@@ -92,6 +98,8 @@ class ImageFolderData(L.LightningDataModule):
         self.per_device_batch = self.micro_batch_size or self.batch_size
         self.num_workers, self.flip, self.pca_std = int(num_workers), flip, float(pca_std)
         self.center_square = center_square
+        self.use_mean_image = mean_image
+        self.mean_image: np.ndarray | None = None  # (3, s_min, s_min), 0..255, when use_mean_image
         self.stats_max_images = int(stats_max_images)
         self.skip_bad_images = skip_bad_images
         self.stats: dict | None = None
@@ -119,6 +127,10 @@ class ImageFolderData(L.LightningDataModule):
         if self.stats is None:
             files = [path for path, _ in train.samples]
             self.stats = load_or_compute(files, self.root / "train" / STATS_FILE, self.run_dir, self.stats_max_images)
+        if self.use_mean_image and self.mean_image is None:
+            files = [path for path, _ in train.samples]
+            self.mean_image = load_or_compute_mean_image(files, self.s_min, self.root / "train", self.run_dir,
+                                                         self.stats_max_images)
         self._reported = True
         return train, val
 

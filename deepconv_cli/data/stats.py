@@ -14,7 +14,7 @@ from deepconv_cli.files import write_text_atomically
 STATS_FILE = ".deepconv-stats.json"
 
 
-def _evenly_spaced(files: list[str], limit: int) -> list[str]:
+def evenly_spaced(files: list[str], limit: int) -> list[str]:
     if limit <= 0 or len(files) <= limit:
         return files
     idx = np.linspace(0, len(files) - 1, limit).round().astype(int)
@@ -27,7 +27,7 @@ def compute_stats(files: list[str], max_images: int = 10000, progress: bool = Tr
     Images are taken evenly spaced over the sorted list, so the result is deterministic. Every pixel of every
     chosen image counts once (sums kept in float64).
     """
-    chosen = _evenly_spaced(sorted(files), max_images)
+    chosen = evenly_spaced(sorted(files), max_images)
     total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("mean RGB + PCA", total=len(chosen))

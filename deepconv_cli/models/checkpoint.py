@@ -32,7 +32,8 @@ class ModelMeta:
     crop_size: int = 224
     dropout: float | None = 0.5
     # "mean_rgb": the paper's preprocessing, subtract `mean` (0..255) only; "imagenet_mean_std": imported
-    # torchvision/timm weights, (x/255 - m)/s, stored here as mean = 255*m and scale = 1/(255*s).
+    # torchvision/timm weights, (x/255 - m)/s, stored here as mean = 255*m and scale = 1/(255*s); "mean_image":
+    # AlexNet's per-pixel mean image (the state dict's normalize.mean_image; `mean` then holds its mean RGB).
     preprocessing: str = "mean_rgb"
     mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     scale: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])

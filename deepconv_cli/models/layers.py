@@ -19,6 +19,10 @@ class InputNorm(nn.Module):
     torchvision/timm weights expect ImageNet mean/std normalisation of a 0..1 image, which is the same map with
     mean = 255 * mean01 and scale = 1 / (255 * std01). Keeping it inside the model means training, evaluation,
     prediction and every export apply exactly the same preprocessing.
+
+    AlexNet's option (`data.mean_image`): a per-pixel mean image (1, 3, S, S) replaces the mean RGB. The network
+    does not know where a crop came from, so the mean image is resampled (bilinear) to the input's size: exact
+    for an S x S input, a 224/256 rescaling of it for a 224 crop, where Caffe cut it at the crop's offset.
     """
 
     def __init__(self, grey: bool = False) -> None:
@@ -26,13 +30,31 @@ class InputNorm(nn.Module):
         self.grey = grey  # single-channel networks (LeNet-5) see the luma of the normalised RGB image
         self.register_buffer("mean", torch.zeros(1, 3, 1, 1))
         self.register_buffer("scale", torch.ones(1, 3, 1, 1))
+        self.register_buffer("mean_image", torch.zeros(1, 3, 0, 0))  # empty: the mean RGB is used
 
     def set(self, mean: list[float], scale: list[float] | None = None) -> None:
         self.mean.copy_(torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.scale.copy_(torch.tensor(scale or [1.0, 1.0, 1.0], dtype=torch.float32).view(1, 3, 1, 1))
 
+    def set_mean_image(self, image: torch.Tensor | None) -> None:
+        """Use a (3, S, S) mean image (0..255) instead of the mean RGB; an empty one (0, 0) turns it off."""
+        if image is None:
+            image = torch.zeros(3, 0, 0)
+        self.mean_image = image.to(dtype=torch.float32, device=self.mean.device).reshape(1, 3, *image.shape[-2:])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the mean-image option have no such entry: they use the mean RGB
+        state_dict.setdefault(prefix + "mean_image", torch.zeros(1, 3, 0, 0))
+        self.set_mean_image(state_dict[prefix + "mean_image"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x.to(self.mean.dtype) - self.mean) * self.scale
+        mean = self.mean
+        if self.mean_image.numel():
+            mean = self.mean_image
+            if mean.shape[-2:] != x.shape[-2:]:
+                mean = nn.functional.interpolate(mean, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        x = (x.to(mean.dtype) - mean) * self.scale
         if self.grey:  # ITU-R BT.601 luma, as PIL's convert("L"); linear, so grey(x) - grey(mean)
             x = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         return x

@@ -112,6 +112,9 @@ class ClassifierModule(L.LightningModule):
         data = self.trainer.datamodule if self._trainer is not None else None
         if data is not None and getattr(data, "stats", None):
             self.adopt_data_stats(data.stats, data.s_min, data.s_max, data.pca_std)
+            if getattr(data, "mean_image", None) is not None and self.kept_preprocessing is None:
+                self.model.normalize.set_mean_image(torch.from_numpy(data.mean_image))
+                self.meta.preprocessing = "mean_image"
             self.meta.center_square = bool(getattr(data, "center_square", False))
 
     def keep_preprocessing(self, source: ModelMeta) -> None:
