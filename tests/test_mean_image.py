@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_networks_cli import write_tree
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.data.mean_image import MEAN_IMAGE_FILE, central_square, compute_mean_image
 from deepconv_cli.models.checkpoint import load_model
 from deepconv_cli.models.layers import InputNorm
-from test_networks_cli import write_tree
 
 WIDTH, CROP, S = 0.125, 67, 76
 
