@@ -133,6 +133,26 @@ def _running(pid: int) -> bool:
     return True
 
 
+@contextmanager
+def staged_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a new temporary folder next to `path` (which must be absent or an empty folder: else a usage error);
+    when the block completes the folder gets the usual permissions and takes `path`'s place, when it raises the
+    folder is removed. A dataset deepconv writes is there whole or not at all."""
+    target = Path(path)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise DeepconvError(f"{target} already exists and is not an empty folder", USAGE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+        staging.chmod(0o777 & ~_umask())  # mkdtemp's folder is private (0700); the result gets the usual mode
+        if target.exists():
+            target.rmdir()
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_text_atomically(path: str | Path, text: str) -> None:
     with staged_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8", newline="")

@@ -5,14 +5,13 @@ training at a time, curves.png also after an interruption."""
 import csv
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
+from helpers import digits_subset
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.training.callbacks import lr_drops
@@ -21,26 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 
 
-class SignalAtStep(Callback):
-    """Send this process `signum` once training reaches `step`."""
-
-    def __init__(self, step: int, signum: int) -> None:
-        self.step, self.signum = step, signum
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), self.signum)
-
-
 @pytest.fixture(scope="module")
 def tiny_tree(digits_dir, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    for split, per_class in (("train", 10), ("val", 5)):
-        for c in range(10):
-            (root / split / str(c)).mkdir(parents=True)
-            for f in sorted((digits_dir / split / str(c)).glob("*.png"))[:per_class]:
-                shutil.copy(f, root / split / str(c) / f.name)
-    return root
+    return digits_subset(digits_dir, tmp_path_factory.mktemp("tiny"), 10, 5)
 
 
 def args(data: Path, run_dir: Path, epochs: int, *extra: str) -> list[str]:

@@ -1,7 +1,6 @@
 """Faults lose nothing: kill -9 and re-run resumes to the uninterrupted result, SIGTERM/SIGUSR1 save and exit
 143, a truncated last.ckpt falls back to the previous one, a non-finite loss stops without touching checkpoints."""
 
-import os
 import shutil
 import signal
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
+from helpers import digits_subset
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.training.faults import AtomicCheckpointIO, resume_checkpoint
@@ -21,26 +20,9 @@ QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 EPOCHS, STEPS_PER_EPOCH = 4, 5  # 100 training images, batch 20
 
 
-class SignalAtStep(Callback):
-    """Send this process `signum` once training reaches `step` (what `kill -TERM PID` does, at a known moment)."""
-
-    def __init__(self, step: int, signum: int) -> None:
-        self.step, self.signum = step, signum
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), self.signum)
-
-
 @pytest.fixture(scope="module")
 def small_tree(digits_dir, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("small")
-    for split, per_class in (("train", 10), ("val", 5)):
-        for c in range(10):
-            for f in sorted((digits_dir / split / str(c)).glob("*.png"))[:per_class]:
-                (root / split / str(c)).mkdir(parents=True, exist_ok=True)
-                shutil.copy(f, root / split / str(c) / f.name)
-    return root
+    return digits_subset(digits_dir, tmp_path_factory.mktemp("small"), 10, 5)
 
 
 def train_args(data: Path, run_dir: Path, epochs: int = EPOCHS) -> list[str]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import write_tree
 from PIL import Image
-from test_networks_cli import write_tree
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.data.mean_image import MEAN_IMAGE_FILE, central_square, compute_mean_image

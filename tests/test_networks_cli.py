@@ -14,11 +14,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from helpers import write_tree
 from lightning.pytorch.callbacks import Callback
 from PIL import Image
 
 from deepconv_cli.__main__ import main as deepconv
-from deepconv_cli.data.digits import load_digits
 from deepconv_cli.data.images import open_rgb
 from deepconv_cli.evaluation import runner
 from deepconv_cli.evaluation.crops import crop_views
@@ -34,24 +34,9 @@ NETS = {
     "nin-cifar": (0.25, 12, 14),
     "googlenet": (0.125, 32, 36),
 }
-PER_CLASS = {"train": 24, "val": 8}
 STEPS = 3  # training batches per epoch (--trainer.limit_train_batches)
 METHODS = ("center", "10-crop", "dense+multi-crop")  # the last gives the dense, multi-crop and fused rows
 ONNX_TOL = 1e-4  # max |ONNX - PyTorch| <= ONNX_TOL * max(1, max |score|), as export's own check
-
-
-def write_tree(root: Path, classes: list[int]) -> Path:
-    """train/ and val/ with PER_CLASS digits of each class (8x8 grey PNGs), distinct images in each split."""
-    images, labels = load_digits()
-    for c in classes:
-        rows = np.flatnonzero(labels == c)
-        start = 0
-        for split, n in PER_CLASS.items():
-            (root / split / str(c)).mkdir(parents=True)
-            for i in rows[start : start + n]:
-                Image.fromarray(images[i], mode="L").save(root / split / str(c) / f"{i:04d}.png")
-            start += n
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ and checkpoints are all reported before anything starts, and the dry run prints 
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import digits_subset
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.recipes.runner import load_recipe
@@ -24,13 +24,7 @@ QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 
 @pytest.fixture(scope="module")
 def small_tree(digits_dir, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("small")
-    for split, per_class in (("train", 6), ("val", 2)):
-        for c in range(10):
-            (root / split / str(c)).mkdir(parents=True, exist_ok=True)
-            for f in sorted((digits_dir / split / str(c)).glob("*.png"))[:per_class]:
-                shutil.copy(f, root / split / str(c) / f.name)
-    return root
+    return digits_subset(digits_dir, tmp_path_factory.mktemp("small"), 6, 2)
 
 
 def train_recipe(tmp_path: Path, data: Path, epochs: int = 60) -> Path:

@@ -5,11 +5,11 @@ files are never met with advice to unpickle them, built-in datasets get ordinary
 import errno
 import os
 import pickle
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import digits_subset
 
 from deepconv_cli import files
 from deepconv_cli.__main__ import main as deepconv
@@ -22,13 +22,7 @@ QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 
 @pytest.fixture(scope="module")
 def small_tree(digits_dir, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("small")
-    for split, per_class in (("train", 6), ("val", 3)):
-        for c in range(10):
-            (root / split / str(c)).mkdir(parents=True, exist_ok=True)
-            for f in sorted((digits_dir / split / str(c)).glob("*.png"))[:per_class]:
-                shutil.copy(f, root / split / str(c) / f.name)
-    return root
+    return digits_subset(digits_dir, tmp_path_factory.mktemp("small"), 6, 3)
 
 
 def train_args(data: Path, run_dir: Path, *extra: str) -> list[str]:

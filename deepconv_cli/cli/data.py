@@ -1,14 +1,11 @@
 """`deepconv data digits OUT`: write the built-in digits as OUT/train and OUT/val ImageFolder trees."""
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Literal
 
 from deepconv_cli.cli import run_function
 from deepconv_cli.data.digits import is_complete, write_digits
-from deepconv_cli.errors import usage
+from deepconv_cli.files import staged_folder
 
 
 def data(name: Literal["digits"], out: str, exist_ok: bool = False) -> None:
@@ -23,25 +20,9 @@ def data(name: Literal["digits"], out: str, exist_ok: bool = False) -> None:
     if exist_ok and is_complete(target):
         print(f"{target} already holds the digits; nothing written")
         return
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise usage(f"{target} already exists and is not an empty folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:
         counts = write_digits(staging)
-        staging.chmod(0o777 & ~_umask())  # mkdtemp's folder is private (0700); the dataset gets the usual mode
-        if target.exists():
-            target.rmdir()
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     print(f"wrote {counts['train']} training and {counts['val']} validation images of 10 classes to {target}")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def main(argv: list[str]) -> int:

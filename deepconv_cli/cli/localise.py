@@ -88,7 +88,7 @@ def predict_main(argv: list[str]) -> int:
     import torch
 
     from deepconv_cli.data.folder import collect_images
-    from deepconv_cli.data.images import open_rgb
+    from deepconv_cli.data.images import readable_images
     from deepconv_cli.localisation.dense import load_localisers
     from deepconv_cli.localisation.predict import draw_boxes, predict_boxes, save_png
     from deepconv_cli.models.checkpoint import load_model
@@ -106,12 +106,7 @@ def predict_main(argv: list[str]) -> int:
     table = Table(title="boxes (x0, y0, x1, y1 in the image's pixels)")
     for col in ("image", "rank", "class", "probability", "box"):
         table.add_column(col)
-    for path in files:
-        try:
-            img = open_rgb(path)
-        except OSError as e:
-            unreadable.append(f"{path} ({e})")
-            continue
+    for path, img in readable_images(files, unreadable):
         preds = results[str(path)] = predict_boxes(locs, classifier, qs, img, args.topk)
         for rank, p in enumerate(preds, 1):
             table.add_row(str(path) if rank == 1 else "", str(rank), p["class"], f"{p['probability']:.4f}",

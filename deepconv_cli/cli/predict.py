@@ -4,7 +4,7 @@ import json
 
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import failure, usage
-from deepconv_cli.files import existing_file, reason, write_text_atomically
+from deepconv_cli.files import existing_file, write_text_atomically
 
 ALIASES = {"--json": "--json_file"}
 
@@ -35,27 +35,20 @@ def predict(
     if topk < 1:
         raise usage(f"--topk must be at least 1, got {topk}")
     existing_file(ckpt, "model file")  # before torch is imported: a mistyped path answers in a second
-    from PIL import Image
 
     from deepconv_cli.cli.threads import set_threads
     from deepconv_cli.data.folder import collect_images
-    from deepconv_cli.data.images import open_rgb
+    from deepconv_cli.data.images import readable_images
     from deepconv_cli.evaluation.prediction import picture_posteriors, resolve_scales, top_k
     from deepconv_cli.export.artefact import load_artefact
 
-    unreadable_errors = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
     files = collect_images(paths)
     set_threads(0)
     artefact = load_artefact(ckpt)
     qs = resolve_scales(artefact.meta, scales)
     results: dict[str, list[dict]] = {}
     unreadable: list[str] = []
-    for path in files:
-        try:
-            img = open_rgb(path)
-        except unreadable_errors as e:
-            unreadable.append(f"{path} ({reason(e, 80)})")
-            continue
+    for path, img in readable_images(files, unreadable):
         results[str(path)] = top_k(picture_posteriors(artefact, img, qs, flip), artefact.meta.classes, topk)
     if results:
         show(results, f"{ckpt}: {'centre crop' if artefact.fixed_size else 'dense'}", qs, flip)

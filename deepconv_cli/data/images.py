@@ -8,10 +8,13 @@ data, a decompression bomb, a dangling symlink) become one `UnreadableImage` (an
 
 import errno
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from deepconv_cli.files import reason
 
 HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -97,3 +100,14 @@ def open_rgb(path: str | Path) -> Image.Image:
     """The fully decoded RGB picture of an image file; raises `UnreadableImage` when it is not a readable image."""
     with open_lazily(path) as img:
         return decode_rgb(img)
+
+
+def readable_images(paths: Iterable[Path], unreadable: list[str]) -> Iterator[tuple[Path, Image.Image]]:
+    """(path, RGB picture) for each file that decodes; "PATH (reason)" appended to `unreadable` for the others."""
+    for path in paths:
+        try:
+            img = open_rgb(path)
+        except OSError as e:  # UnreadableImage, or a file that vanished or cannot be opened
+            unreadable.append(f"{path} ({reason(e, 80)})")
+            continue
+        yield path, img

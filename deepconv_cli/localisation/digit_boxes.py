@@ -6,8 +6,6 @@ Layout, as for ILSVRC: OUT/train/<digit>/<n>.png, OUT/val/<digit>/<n>.png (the d
 image is validation) and OUT/boxes/<digit>/<n>.xml. The same seed writes the same files.
 """
 
-import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from PIL import Image
 from deepconv_cli.cli import run_function
 from deepconv_cli.data.digits import VAL_EVERY, load_digits
 from deepconv_cli.errors import usage
+from deepconv_cli.files import staged_folder
 
 INK_THRESHOLD = 0.25  # a pixel belongs to the digit's box when its ink (0..1) exceeds this
 
@@ -95,17 +94,8 @@ def digit_boxes(out: str, canvas: int = 48, min_size: int = 20, max_size: int = 
     if exist_ok and (target / "boxes").is_dir() and (target / "val").is_dir() and (target / "train").is_dir():
         print(f"{target} already holds a digit-boxes set; nothing written")
         return
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise usage(f"{target} already exists and is not an empty folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:
         counts = write_digit_boxes(staging, canvas, min_size, max_size, seed, limit)
-        if target.exists():
-            target.rmdir()
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     print(f"wrote {counts['train']} training and {counts['val']} validation {canvas}x{canvas} images with boxes "
           f"to {target}")
 
