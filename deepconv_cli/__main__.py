@@ -36,7 +36,8 @@ def usage_text() -> str:
     return (
         "usage: deepconv <command> [options]   (deepconv <command> --help for a command's options;"
         " deepconv -V: the version)\n\n"
-        "Train, deepen, evaluate and export the very deep ConvNets of Simonyan & Zisserman (VGG A-E).\n\n"
+        "Train, deepen, evaluate and export the very deep ConvNets of Simonyan & Zisserman (VGG A-E), and AlexNet,\n"
+        "ZFNet, LeNet-5, NiN and GoogLeNet through the same commands.\n\n"
         "commands:\n" + "\n".join(lines)
     )
 

@@ -1,41 +1,10 @@
 """`deepconv features --ckpt CKPT --data DIR --out FILE`: Appendix B image descriptors of every image of a folder."""
 
-import inspect
-import json
-from collections.abc import Callable
 from typing import Literal
 
 from deepconv_cli.cli.options import parse_options
-from deepconv_cli.evaluation.scales import parse_scales
-from deepconv_cli.features.extract import extract_features
-from deepconv_cli.features.store import net_name
 
 ALIASES = {"--no-flip": "--flip=false", "--bf16": "--bf16=true"}
-
-
-def repeated_as_list(argv: list[str], option: str) -> list[str]:
-    """`--ckpt a --ckpt b` (how users repeat an option) -> one `--ckpt=["a", "b"]` for the typed parser."""
-    values, rest, i = [], [], 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == option and i + 1 < len(argv):
-            values.append(argv[i + 1])
-            i += 2
-            continue
-        if arg.startswith(option + "="):
-            values.append(arg.split("=", 1)[1])
-        else:
-            rest.append(arg)
-        i += 1
-    return rest + ([f"{option}={json.dumps(values)}"] if values else [])
-
-
-def shell_style(argv: list[str], function: Callable, repeated: str | None = None) -> list[str]:
-    """`--batch-size 8` as `--batch_size 8` for `function`'s parameters, and a repeated option gathered."""
-    names = {"--" + p.replace("_", "-"): "--" + p for p in inspect.signature(function).parameters if "_" in p}
-    argv = [names.get(a.split("=", 1)[0], a.split("=", 1)[0]) + ("=" + a.split("=", 1)[1] if "=" in a else "")
-            if a.startswith("--") else a for a in argv]
-    return repeated_as_list(argv, repeated) if repeated else argv
 
 
 def features(
@@ -78,6 +47,10 @@ def features(
         device: cpu, cuda, cuda:1, ... (default: cuda when available).
         bf16: (--bf16) run the network under bfloat16 autocast.
     """
+    from deepconv_cli.evaluation.scales import parse_scales
+    from deepconv_cli.features.extract import extract_features
+    from deepconv_cli.features.store import net_name
+
     feats, computed = extract_features(data, out, ckpt, parse_scales(scales) if scales else None, aggregate, flip,
                                        raw_pixels, batch_size, chunk_size, num_workers, device, bf16)
     chunks = -(-len(feats.paths) // chunk_size)
@@ -90,5 +63,5 @@ def features(
 
 
 def main(argv: list[str]) -> int:
-    features(**parse_options(features, shell_style(argv, features, "--ckpt"), "deepconv features", ALIASES))
+    features(**parse_options(features, argv, "deepconv features", ALIASES))
     return 0

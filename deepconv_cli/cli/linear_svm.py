@@ -3,19 +3,12 @@
 import json
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from deepconv_cli.cli.features import repeated_as_list, shell_style
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
-from deepconv_cli.features.labels import read_label_csv
-from deepconv_cli.features.protocol import SvmResult, fixed_split, random_splits
-from deepconv_cli.features.store import read_features
-from deepconv_cli.features.svm import C_GRID_TEXT
-from deepconv_cli.files import write_text_atomically
+from deepconv_cli.features import C_GRID
 
 ALIASES = {"--json": "--json_file"}
+C_GRID_TEXT = ",".join(f"{c:g}" for c in C_GRID)
 
 
 def parse_c_grid(text: str) -> list[float]:
@@ -75,8 +68,13 @@ def linear_svm(
         raise usage("--labels (multi-label, mean AP) works with --train/--test, not random --splits")
     if folds < 2:
         raise usage(f"--folds must be at least 2, got {folds}")
+    from deepconv_cli.features.labels import read_label_csv
+    from deepconv_cli.features.protocol import fixed_split, random_splits
+    from deepconv_cli.features.store import read_features
+    from deepconv_cli.files import write_text_atomically
+
     table = read_label_csv(labels) if labels else None
-    results: list[SvmResult] = []
+    results = []
     for name in features:
         results.append(random_splits(name, read_features(name), splits, per_class, test_per_class, grid, folds, seed))
     for tr, te in zip(train, test):
@@ -89,6 +87,9 @@ def linear_svm(
 
 
 def show(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="Linear SVM on image descriptors (VGG paper, Appendix B)")
     for col, justify in (("features", "left"), ("descriptor", "left"), ("dim", "right"), ("protocol", "left"),
                          ("train / test", "right"), ("metric", "left"), ("result (%)", "right"), ("C", "left")):
@@ -108,7 +109,5 @@ def show(rows: list[dict]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    for option in ("--features", "--train", "--test"):
-        argv = repeated_as_list(argv, option)
-    linear_svm(**parse_options(linear_svm, shell_style(argv, linear_svm), "deepconv linear-svm", ALIASES))
+    linear_svm(**parse_options(linear_svm, argv, "deepconv linear-svm", ALIASES))
     return 0

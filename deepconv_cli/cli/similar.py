@@ -2,14 +2,8 @@
 
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from deepconv_cli.cli.features import shell_style
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
-from deepconv_cli.features.retrieval import contact_sheet, nearest, query_descriptor, read_query, relative_to_data
-from deepconv_cli.features.store import read_features
 
 ALIASES = {"-k": "--k"}
 
@@ -29,6 +23,12 @@ def similar(features: str, query: str, k: int = 6, sheet: str | None = None, dev
         raise usage(f"-k must be at least 1, got {k}")
     if sheet and Path(sheet).is_dir():
         raise usage(f"--sheet is a folder: {sheet}")
+    from rich.console import Console
+    from rich.table import Table
+
+    from deepconv_cli.features.retrieval import contact_sheet, nearest, query_descriptor, read_query, relative_to_data
+    from deepconv_cli.features.store import read_features
+
     feats = read_features(features)
     img = read_query(query)
     hits = nearest(feats, query_descriptor(feats, img, device), k, relative_to_data(feats, Path(query)))
@@ -50,5 +50,5 @@ def similar(features: str, query: str, k: int = 6, sheet: str | None = None, dev
 
 
 def main(argv: list[str]) -> int:
-    similar(**parse_options(similar, shell_style(argv, similar), "deepconv similar", ALIASES))
+    similar(**parse_options(similar, argv, "deepconv similar", ALIASES))
     return 0

@@ -2,12 +2,7 @@
 
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from deepconv_cli.cli import run_function
-from deepconv_cli.data.folder import ImageTree, check_tree
-from deepconv_cli.data.stats import STATS_FILE, load_or_compute
 
 
 def stats(data_dir: str, max_images: int = 10000) -> None:
@@ -17,6 +12,12 @@ def stats(data_dir: str, max_images: int = 10000) -> None:
         data_dir: a dataset folder with train/ inside, or the train/ folder itself.
         max_images: images used, evenly spaced over the sorted file list (0 = all).
     """
+    from rich.console import Console
+    from rich.table import Table
+
+    from deepconv_cli.data.folder import ImageTree, check_tree
+    from deepconv_cli.data.stats import STATS_FILE, load_or_compute
+
     root = Path(data_dir)
     train = root / "train" if (root / "train").is_dir() else root
     check_tree(train, "training")

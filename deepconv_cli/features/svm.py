@@ -11,9 +11,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
 from deepconv_cli.errors import usage
+from deepconv_cli.features import C_GRID
 
-C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
-C_GRID_TEXT = ",".join(f"{c:g}" for c in C_GRID)
 MAX_ITER = 20000
 
 
