@@ -4,7 +4,7 @@ from typing import Literal
 
 from deepconv_cli.cli.options import parse_options
 
-ALIASES = {"--no-flip": "--flip=false", "--bf16": "--bf16=true"}
+ALIASES = {"--no-flip": "--flip=false", "--bf16": "--precision=bf16"}
 
 
 def features(
@@ -19,7 +19,7 @@ def features(
     chunk_size: int = 256,
     num_workers: int = 2,
     device: str = "auto",
-    bf16: bool = False,
+    precision: Literal["fp32", "bf16"] = "fp32",
 ) -> None:
     """Image descriptors as in the VGG paper's Appendix B, for linear SVMs (`deepconv linear-svm`) and retrieval
     (`deepconv similar`).
@@ -45,14 +45,16 @@ def features(
         chunk_size: images per chunk file (the unit of resuming).
         num_workers: image decoding processes.
         device: cpu, cuda, cuda:1, ... (default: cuda when available).
-        bf16: (--bf16) run the network under bfloat16 autocast.
+        precision: fp32, or bf16 to run the networks under bfloat16 autocast (as `evaluate --precision`; fp32 by
+            default so that descriptor files agree across devices).
     """
     from deepconv_cli.evaluation.scales import parse_scales
     from deepconv_cli.features.extract import extract_features
     from deepconv_cli.features.store import net_name
 
     feats, computed = extract_features(data, out, ckpt, parse_scales(scales) if scales else None, aggregate, flip,
-                                       raw_pixels, batch_size, chunk_size, num_workers, device, bf16)
+                                       raw_pixels, batch_size, chunk_size, num_workers, device,
+                                       precision == "bf16")
     chunks = -(-len(feats.paths) // chunk_size)
     if computed < chunks:
         print(f"resumed: {chunks - computed} of {chunks} chunks were already written, {computed} computed now")
