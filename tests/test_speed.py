@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from deepconv_cli.__main__ import main as deepconv
@@ -48,6 +49,18 @@ def test_print_config_shows_the_precision_setting(capsys):
         deepconv(["train", "-c", str(QUICKSTART_A), "--print_config"])
     assert stop.value.code in (0, None)
     assert "  precision: auto\n" in capsys.readouterr().out
+
+
+def test_imagenet_recipes_carry_the_speed_settings():
+    """The shipped ImageNet recipes show precision (and the classifiers NHWC and compile) in the file itself."""
+    recipes = sorted((QUICKSTART_A.parents[1] / "imagenet").glob("*.yaml"))
+    trained = [yaml.safe_load(p.read_text()) for p in recipes]
+    trained = [r for r in trained if "trainer" in r]
+    assert len(trained) >= 15
+    for recipe in trained:
+        assert recipe["trainer"]["precision"] == "auto"
+        if "regression" not in recipe["model"]:  # the localisers' module has no NHWC/compile options
+            assert "channels_last" in recipe["model"] and "compile" in recipe["model"]
 
 
 @pytest.mark.parametrize(("name", "peak"), [
