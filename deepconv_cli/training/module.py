@@ -11,6 +11,7 @@ from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, NonNegativ
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from deepconv_cli.data.device_decode import DeferredBatch
 from deepconv_cli.data.transforms import pca_color_shift
 from deepconv_cli.models.checkpoint import ModelMeta
 from deepconv_cli.models.registry import accepted_names, build, resolve_arch
@@ -134,7 +135,10 @@ class ClassifierModule(L.LightningModule):
         self.pca_std = pca_std
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """uint8 crops arrive on the device; make them float there and add the colour shift when training."""
+        """uint8 crops arrive on the device (or, with data.decode_on cuda, are decoded and cropped there); make them
+        float there and add the colour shift when training."""
+        if isinstance(batch, DeferredBatch):
+            batch = batch.make()
         x, y = batch
         x = x.float()
         if self.channels_last:
