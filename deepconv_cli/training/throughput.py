@@ -3,8 +3,9 @@
 Logged at the end of every training epoch (validation time excluded):
 
 - `train/images_per_second`: training images of the epoch (all devices) / the epoch's training wall time.
-- `train/data_wait_fraction`: the share of that time the training loop spent between steps, i.e. waiting for the
-  loader's next batch and copying it to the device (0: the loader never held the step up; 1: all waiting).
+- `train/data_wait_fraction`: the share of that time the training loop spent between steps: waiting for the
+  loader's next batch, copying it to the device and the module's batch hook (uint8 -> float, colour shift; the
+  JPEG decoding with `data.decode_on: cuda`) (0: the data never held the step up; 1: all waiting).
 - `train/mfu`: model FLOP utilisation, images/s x 3 forward passes' FLOPs (forward + backward, counted by
   `registry.flop_count` on the trained network) over the GPUs' dense bf16 peak (`speed.PEAK_BF16_TFLOPS`),
   whatever the precision. Not logged on the CPU or on GPUs missing from the table.
