@@ -14,6 +14,9 @@ less than 2x) the crops differ by at most 1 grey level (float vs torch's uint8 r
 decodes at 1/2..1/8 size in the DCT (the image shrinks 2x or more), the device decodes at full size and the
 antialiased resize does the shrinking, so pixels differ a little more (mean absolute difference of a few grey
 levels on photographs; tests/test_device_decode.py measures both).
+
+torchvision 0.29 deprecates its image decoders in favour of TorchCodec (`torchcodec.decoders.decode_jpeg`, CPU
+and CUDA); `_decode` is the one place to change once TorchCodec is a dependency.
 """
 
 from dataclasses import dataclass
@@ -141,12 +144,11 @@ def crops_from_jpegs(jpegs: list[torch.Tensor], params: torch.Tensor, crop: int,
     uint8 (K, 3, crop, crop). The resize runs in float32 and rounds (CUDA has no uint8 antialiased kernel), so
     the same code is what a CPU test exercises."""
     images = _decode(jpegs, torch.device(device))
-    out = torch.empty(len(images), 3, crop, crop, dtype=torch.uint8, device=device)
-    for k, (img, (s, left, top, flip)) in enumerate(zip(images, params.tolist(), strict=True)):
+    out = torch.empty(len(images), 3, crop, crop, dtype=torch.float32, device=device)
+    for k, (img, (s, left, top, _)) in enumerate(zip(images, params.tolist(), strict=True)):
         height, width = img.shape[1:]
         x0, y0, side = crop_box(height, width, s, left, top, crop)
         box = img[None, :, y0 : y0 + side, x0 : x0 + side].float()
-        made = F.interpolate(box, size=(crop, crop), mode="bilinear", antialias=True)[0]
-        made = made.round_().clamp_(0, 255).to(torch.uint8)
-        out[k] = made.flip(-1) if flip else made
-    return out
+        out[k] = F.interpolate(box, size=(crop, crop), mode="bilinear", antialias=True)[0]
+    flips = params[:, 3].bool().view(-1, 1, 1, 1).to(out.device)  # the whole batch at once, not per image
+    return torch.where(flips, out.flip(-1), out).round_().clamp_(0, 255).to(torch.uint8)
