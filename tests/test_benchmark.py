@@ -57,6 +57,7 @@ def test_train_benchmark_times_the_real_loader_with_data_and_reports_mfu(tmp_pat
     assert step["extra"]["data"] == f"real loader on {digits_dir}"
     assert step["speedup"] > 0 and step["extra"]["images/s (Lightning)"] > 0
     assert "mfu" in step and step["mfu"] is None
+    assert 0 <= step["extra"]["data wait fraction (Lightning, whole run)"] <= 1  # train's own figure, stopped mid-epoch
 
 
 def test_evaluate_benchmark_writes_a_speedup(tmp_path):

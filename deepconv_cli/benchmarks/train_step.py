@@ -22,10 +22,9 @@ from deepconv_cli.benchmarks.report import Comparison, median
 from deepconv_cli.data.datamodule import ImageFolderData
 from deepconv_cli.models.interface import Classifier
 from deepconv_cli.models.registry import build, flop_count
+from deepconv_cli.training import speed
 from deepconv_cli.training.module import ClassifierModule
-
-# dense bf16 tensor-core peaks (TFLOP/s) of the GPUs we know, for model FLOP utilisation
-PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0}
+from deepconv_cli.training.throughput import EpochThroughput
 
 
 def forward_flops(arch: str, crop: int = 224, width: float = 1.0, num_classes: int = 1000) -> int:
@@ -34,10 +33,8 @@ def forward_flops(arch: str, crop: int = 224, width: float = 1.0, num_classes: i
 
 
 def peak_tflops() -> float | None:
-    if not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name(0)
-    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+    """This machine's first GPU's dense bf16 peak from deepconv's table (training/speed.py); None on CPU."""
+    return speed.peak_tflops(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else None
 
 
 def _data(steps: int, batch: int, crop: int, classes: int) -> DataLoader:
@@ -49,10 +46,7 @@ def _data(steps: int, batch: int, crop: int, classes: int) -> DataLoader:
 
 def mfu(images_per_second: float, arch: str, crop: int, width: float, classes: int) -> float | None:
     """Model FLOP utilisation (0..1) of a training rate on this machine's GPU; None without a known peak."""
-    peak = peak_tflops()
-    if not peak:
-        return None
-    return images_per_second * 3 * forward_flops(arch, crop, width, classes) / (peak * 1e12)
+    return speed.mfu(images_per_second, forward_flops(arch, crop, width, classes), peak_tflops())
 
 
 def real_data(data: str, crop: int, batch_size: int, num_workers: int, s_min: int, s_max: int) -> ImageFolderData:
@@ -75,7 +69,8 @@ def _seconds_per_step(stamps: list[float], warmup: int) -> float:
 
 
 def raw_loop(model: Classifier, loader: DataLoader, device: torch.device, warmup: int, steps: int) -> float:
-    """Seconds per step of the plain loop: to device, float, forward, cross-entropy, backward, SGD step."""
+    """Seconds per step of the plain loop: to device, float, forward, cross-entropy, backward, SGD step (CUDA is
+    synchronised only at the two timed stamps, as in the Lightning loop)."""
     model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     stamps = []
@@ -85,20 +80,29 @@ def raw_loop(model: Classifier, loader: DataLoader, device: torch.device, warmup
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if device.type == "cuda":
+        if device.type == "cuda" and len(stamps) + 1 in (warmup, steps):  # only the timed stamps wait for the GPU
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
     return _seconds_per_step(stamps, warmup)
 
 
 class _StepClock(L.Callback):
-    def __init__(self) -> None:
+    """Step end times; CUDA is synchronised only at the two stamps that are timed (after the warm-up and after
+    the last step), so the steps in between run without host syncs, as in `deepconv train`."""
+
+    def __init__(self, warmup: int, steps: int) -> None:
         self.stamps: list[float] = []
+        self.synced = {warmup, steps}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.device.type == "cuda":
+        if pl_module.device.type == "cuda" and len(self.stamps) + 1 in self.synced:
             torch.cuda.synchronize()
         self.stamps.append(time.perf_counter())
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if pl_module.device.type == "cuda" and -1 in self.synced:  # one epoch, length unknown: its end is timed
+            torch.cuda.synchronize()
+            self.stamps[-1] = time.perf_counter()
 
 
 class _NoScheduler(ClassifierModule):
@@ -110,11 +114,12 @@ class _NoScheduler(ClassifierModule):
 
 def lightning_loop(
     module: ClassifierModule, loader: DataLoader | ImageFolderData, device: torch.device, warmup: int,
-    precision: str = "32-true", steps: int = -1,
+    precision: str = "32-true", steps: int = -1, metrics: dict | None = None,
 ) -> float:
     """Seconds per step of `Trainer.fit` with deepconv's module (CSV logging on, as `deepconv train` does);
-    `loader` is a DataLoader or the real data module (whose statistics the module then adopts)."""
-    clock = _StepClock()
+    `loader` is a DataLoader or the real data module (whose statistics the module then adopts). `metrics`, when
+    given, receives the run's `train/...` figures of `deepconv train`'s EpochThroughput (e.g. the data wait)."""
+    clock = _StepClock(warmup, steps)
     log = logging.getLogger("lightning.pytorch")
     level = log.level
     log.setLevel(logging.ERROR)  # no per-run banners and tips between the tables
@@ -125,12 +130,14 @@ def lightning_loop(
                 accelerator=device.type, devices=1, max_epochs=-1 if steps > 0 else 1, max_steps=steps,
                 precision=precision, logger=CSVLogger(logs), num_sanity_val_steps=0,
                 log_every_n_steps=10, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, limit_val_batches=0, callbacks=[clock],
+                enable_model_summary=False, limit_val_batches=0, callbacks=[clock, EpochThroughput()],
             )
             if isinstance(loader, ImageFolderData):
                 trainer.fit(module, datamodule=loader)
             else:
                 trainer.fit(module, train_dataloaders=loader)
+            if metrics is not None:
+                metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
     finally:
         log.setLevel(level)
     return _seconds_per_step(clock.stamps, warmup)
@@ -152,14 +159,16 @@ def benchmark_train(
     warmup = max(1, steps // 5)
     classes = data.num_classes if data is not None else classes
     source = data if data is not None else _data(steps, batch_size, crop, classes)
-    raw, light = [], []
+    raw, light, waits = [], [], []
     for _ in range(runs):
         torch.manual_seed(0)
         loader = data.train_dataloader() if data is not None else source
         raw.append(raw_loop(build(arch, num_classes=classes, width=width, crop_size=crop), loader, device, warmup,
                             steps))
         plain = _module(arch, width, crop, classes, channels_last=False, compile=False)
-        light.append(lightning_loop(plain, source, device, warmup, steps=steps))
+        seen: dict = {}
+        light.append(lightning_loop(plain, source, device, warmup, steps=steps, metrics=seen))
+        waits += [seen["train/data_wait_fraction"]] if "train/data_wait_fraction" in seen else []
     results = [
         Comparison(
             name="train step", unit="ms per step", ours=1000 * median(light), baseline=1000 * median(raw),
@@ -167,7 +176,9 @@ def benchmark_train(
             target="Lightning <= 1.05x raw (speedup >= 0.95)",
             extra={"model": f"{arch} width {width:g}, {crop}px, batch {batch_size}, {device.type}",
                    "data": f"real loader on {data.root}" if data is not None else "synthetic uint8 batches",
-                   "images/s (Lightning)": round(batch_size / median(light), 1)},
+                   "images/s (Lightning)": round(batch_size / median(light), 1),
+                   # deepconv train's per-epoch figure over the whole run, warm-up and loader start included
+                   "data wait fraction (Lightning, whole run)": round(median(waits), 3) if waits else None},
             mfu=mfu(batch_size / median(light), arch, crop, width, classes) if device.type == "cuda" else None,
         )
     ]

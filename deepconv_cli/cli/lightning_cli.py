@@ -47,6 +47,8 @@ from deepconv_cli.training.faults import (
     resume_checkpoint,
 )
 from deepconv_cli.training.module import ClassifierModule
+from deepconv_cli.training.speed import DeepconvTrainer
+from deepconv_cli.training.throughput import EpochThroughput
 
 TRAINER_DEFAULTS = {"max_epochs": 74, "default_root_dir": "runs/default", "log_every_n_steps": 10}
 TITLE = "deepconv {command}: train a VGG network (the VGG paper, section 3.1) with Lightning's Trainer"
@@ -98,7 +100,7 @@ class DeepconvCLI(LightningCLI):
             config["logger"] = CSVLogger(self.run_dir, name="", version="")
         last = self.run_dir / "last.ckpt"
         curves = CurvesPNG(log_error=bool(self.config.get("curves_log_error")))
-        extra = [LearningRateMonitor("epoch"), curves, ValidationCount(), RngState()]
+        extra = [LearningRateMonitor("epoch"), curves, ValidationCount(), RngState(), EpochThroughput()]
         extra.append(StopAfterLrDrops(self.model.hparams.max_lr_drops, self.model.hparams.lr_drop_factor))
         extra += [NonFiniteGuard(last), StopOnSignal(last)]
         if config.get("enable_checkpointing", True) is not False:
@@ -130,6 +132,8 @@ class DeepconvCLI(LightningCLI):
                 f"batch {data.batch_size} = {trainer.world_size} device(s) x {per_device} images"
                 f" x {accumulate} accumulation step(s); run directory {self.run_dir}{cpu}"
             )
+            if getattr(trainer, "precision_note", ""):
+                print(trainer.precision_note)
             warning = workers_warning(data.num_workers, trainer.num_devices)
             if warning:
                 print(warning, file=sys.stderr)
@@ -150,6 +154,7 @@ def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = F
     return DeepconvCLI(
         ClassifierModule,
         ImageFolderData,
+        trainer_class=DeepconvTrainer,  # precision: auto (training/speed.py), resolved before Lightning's Trainer
         run=False,
         args=argv,
         trainer_defaults=TRAINER_DEFAULTS,

@@ -23,6 +23,8 @@ RUN_OPTIONS = [
     ("--resume BOOL", "continue from RUN_DIR/last.ckpt when it exists (default: true); false starts over"),
     ("--trainer.max_epochs N", ("epochs at most (default: 74, the paper's); training also stops at the plateau"
                                " after model.max_lr_drops drops")),
+    ("--trainer.precision P", ("auto (default): bf16-mixed on a CUDA GPU with bf16, 32-true on the CPU; or any of"
+                               " Lightning's (32-true, bf16-mixed, 16-mixed)")),
     ("--curves_log_error BOOL", "curves.png: error axis on a log scale (default: false)"),
     ("--seed_everything N", "random seed (default: 0)"),
 ]
@@ -102,7 +104,7 @@ def train_help(prog: str = "deepconv train", extra: list[tuple[str, str]] | None
         parts += ["", f"{title}:", _format(shown)]
     parts += [
         "",
-        ("trainer (Lightning's Trainer: --trainer.devices, --trainer.precision bf16-mixed, --trainer.strategy ddp, "
+        ("trainer (Lightning's Trainer: --trainer.devices, --trainer.strategy ddp, "
         "--trainer.accelerator, ...):"),
         f"  {prog} --help trainer      every option, Lightning's Trainer options included",
         "",

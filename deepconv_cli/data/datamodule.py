@@ -2,6 +2,7 @@
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import numpy as np
@@ -56,6 +57,9 @@ class ImageFolderData(L.LightningDataModule):
         stats_max_images: images used for mean RGB / PCA statistics (evenly spaced over the sorted train set).
         skip_bad_images: leave out files that do not decode as images (and say how many) instead of stopping
             before training with one line per file.
+        decode_on: where training JPEGs are decoded: "cpu" (the loader workers) or "cuda" (in batches on the
+            training GPU with nvJPEG; the random parameters are still drawn in the workers, exactly as on the CPU
+            path; other files, and runs without a CUDA device, take the CPU path). See data/device_decode.py.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class ImageFolderData(L.LightningDataModule):
         mean_image: bool = False,
         stats_max_images: NonNegativeInt = 10000,
         skip_bad_images: bool = False,
+        decode_on: Literal["cpu", "cuda"] = "cpu",
     ) -> None:
         super().__init__()
         check_ranges(locals())
@@ -102,6 +107,7 @@ class ImageFolderData(L.LightningDataModule):
         self.mean_image: np.ndarray | None = None  # (3, s_min, s_min), 0..255, when use_mean_image
         self.stats_max_images = int(stats_max_images)
         self.skip_bad_images = skip_bad_images
+        self.decode_on, self._said_decode = decode_on, False
         self.stats: dict | None = None
         self.run_dir: Path | None = None  # where caches go when data_dir is read-only (set by the CLI)
         self._reported = False
@@ -161,7 +167,8 @@ class ImageFolderData(L.LightningDataModule):
         if empty and report:
             print(f"warning: {len(empty)} class(es) have no training images: {', '.join(empty[:10])}", file=sys.stderr)
 
-    def _loader(self, dataset: ImageTree, shuffle: bool, sampler: UnpaddedDistributedSampler | None = None) -> DataLoader:
+    def _loader(self, dataset: ImageTree, shuffle: bool, sampler: UnpaddedDistributedSampler | None = None,
+                collate_fn=None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.per_device_batch,
@@ -171,6 +178,7 @@ class ImageFolderData(L.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
             drop_last=shuffle,
+            collate_fn=collate_fn,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -179,7 +187,22 @@ class ImageFolderData(L.LightningDataModule):
                 f"data.batch_size {self.batch_size} is larger than the {len(self.train_set)} training images: no full"
                 f" batch, nothing would be trained; use --data.batch_size {len(self.train_set)} or less"
             )
+        if self.decode_on == "cuda":
+            if self.decodes_on_device():
+                from deepconv_cli.data.device_decode import DeferredTrainCrop, collate
+
+                self.train_set.transform = DeferredTrainCrop(self.s_min, self.s_max, self.crop_size, self.flip,
+                                                             self.center_square)
+                return self._loader(self.train_set, shuffle=True, collate_fn=collate)
+            if rank_zero_only.rank == 0 and not self._said_decode:
+                self._said_decode = True
+                print("data.decode_on cuda: training does not run on a CUDA device, so the loader workers decode the"
+                      " JPEGs (the CPU path)")
         return self._loader(self.train_set, shuffle=True)
+
+    def decodes_on_device(self) -> bool:
+        """`decode_on: cuda` takes effect: the training runs on a CUDA device (else the CPU path decodes)."""
+        return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
 
     def val_dataloader(self) -> DataLoader:
         trainer = self.trainer

@@ -18,6 +18,7 @@ from deepconv_cli.localisation.data import LocaliseData
 from deepconv_cli.localisation.module import LocaliserModule
 from deepconv_cli.models.checkpoint import read_checkpoint
 from deepconv_cli.training.faults import resume_checkpoint
+from deepconv_cli.training.speed import DeepconvTrainer
 
 MONITOR = "val/loc_error"
 
@@ -43,6 +44,7 @@ def build_cli(argv: list[str]) -> LocaliseCLI:
         warnings.filterwarnings("ignore", message=message)
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     return LocaliseCLI(LocaliserModule, LocaliseData, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,
+                       trainer_class=DeepconvTrainer,  # precision: auto, as `deepconv train`
                        seed_everything_default=0, save_config_kwargs={"overwrite": True},
                        parser_kwargs={"exit_on_error": False, "prog": "deepconv localise fit"})
 

@@ -11,6 +11,7 @@ from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, NonNegativ
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from deepconv_cli.data.device_decode import DeferredBatch
 from deepconv_cli.data.transforms import pca_color_shift
 from deepconv_cli.models.checkpoint import ModelMeta
 from deepconv_cli.models.registry import accepted_names, build, resolve_arch
@@ -41,9 +42,11 @@ class ClassifierModule(L.LightningModule):
         lr_patience: epochs without improvement of validation top-1 error before a drop.
         max_lr_drops: training stops at the plateau after this many drops (3 in the paper).
         channels_last: keep weights and batches in NHWC memory order (faster convolutions on tensor-core GPUs);
-            default: on when CUDA is available. bf16 is the Trainer's `--trainer.precision bf16-mixed`.
-        compile: compile the network with torch.compile (a one-off compilation pause; checkpoints unchanged);
-            default: on when training on CUDA, off on CPU.
+            default: on when CUDA is available. The arithmetic is the Trainer's `--trainer.precision` (default
+            auto: bf16-mixed on a CUDA GPU with bf16, 32-true on the CPU).
+        compile: compile the network with torch.compile (a one-off pause in the first training step, reported
+            in one line; checkpoints unchanged and loadable without compile); default: on when training on CUDA,
+            off on CPU.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class ClassifierModule(L.LightningModule):
         self.kept_preprocessing: ModelMeta | None = None
         self.channels_last = torch.cuda.is_available() if channels_last is None else channels_last
         self.compile_model = compile
+        self.compiled, self.compile_reported, self.first_step_started = False, False, 0.0
         k = min(5, num_classes)
         self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top5 = MulticlassAccuracy(num_classes, top_k=k, average="micro")
@@ -104,9 +108,8 @@ class ClassifierModule(L.LightningModule):
             self.model.to(memory_format=torch.channels_last)
         on_cuda = self._trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         if self.compile_model or (self.compile_model is None and on_cuda):
-            if self._trainer is None or self.trainer.is_global_zero:
-                print("compiling the network (torch.compile): the first steps pause while kernels are generated")
             self.model.compile()  # in place: parameter names, hence checkpoints, stay as they are
+            self.compiled = True  # the first training step's pause is reported once (on_train_batch_end)
 
     def setup(self, stage: str) -> None:
         data = self.trainer.datamodule if self._trainer is not None else None
@@ -135,7 +138,10 @@ class ClassifierModule(L.LightningModule):
         self.pca_std = pca_std
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """uint8 crops arrive on the device; make them float there and add the colour shift when training."""
+        """uint8 crops arrive on the device (or, with data.decode_on cuda, are decoded and cropped there); make them
+        float there and add the colour shift when training."""
+        if isinstance(batch, DeferredBatch):
+            batch = batch.make()
         x, y = batch
         x = x.float()
         if self.channels_last:
@@ -156,6 +162,19 @@ class ClassifierModule(L.LightningModule):
         if self._trainer is None or batch_idx % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self.compiled and not self.compile_reported:
+            self.first_step_started = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.compiled and not self.compile_reported:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds, self.compile_reported = time.perf_counter() - self.first_step_started, True
+            if self._trainer is None or self.trainer.is_global_zero:
+                print(f"torch.compile: the first training step took {seconds:.1f} s (kernels generated once per "
+                      "run; later steps run compiled; --model.compile false skips it)")
 
     def on_train_epoch_start(self) -> None:
         self.epoch_started = time.perf_counter()

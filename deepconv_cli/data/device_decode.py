@@ -1,0 +1,154 @@
+"""`data.decode_on: cuda`: training JPEGs decoded in batches on the GPU (nvJPEG through torchvision), with the
+paper's augmentations unchanged.
+
+The loader workers still draw every random parameter exactly as the CPU path does (`ScaleJitterCrop.params`:
+S, then the crop's corner; then the flip as `RandomHorizontalFlip` draws it), read the file's bytes and send
+them with those parameters; the device decodes the batch's JPEGs in one call, cuts the crop's source box
+(snapped to whole pixels by the same rule as `resized_crop_uint8`), resizes it to the crop with antialiased
+bilinear filtering and flips it. The PCA colour shift and the mean stay where they are (the module, on the
+device). Files the GPU path does not take (not JPEG, CMYK, EXIF-rotated, boxes under `SNAP_MIN_BOX` pixels)
+are cropped by the CPU path in the worker and travel as finished crops in the same batch.
+
+Tolerance against the CPU path, same parameters: where the CPU path decodes at full size (the image shrinks
+less than 2x) the crops differ by at most 1 grey level (float vs torch's uint8 resize arithmetic); where it
+decodes at 1/2..1/8 size in the DCT (the image shrinks 2x or more), the device decodes at full size and the
+antialiased resize does the shrinking, so pixels differ a little more (mean absolute difference of a few grey
+levels on photographs; tests/test_device_decode.py measures both).
+
+torchvision 0.29 deprecates its image decoders in favour of TorchCodec (`torchcodec.decoders.decode_jpeg`, CPU
+and CUDA); `_decode` is the one place to change once TorchCodec is a dependency.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from deepconv_cli.data.images import orientation, oriented_size
+from deepconv_cli.data.transforms import SNAP_MIN_BOX, ScaleJitterCrop, resized_crop_uint8
+
+
+@dataclass
+class JpegCrop:
+    """One training crop still to be made on the device: the file's bytes and the parameters drawn for it."""
+
+    data: torch.Tensor  # 1-D uint8, the JPEG file
+    params: tuple[float, float, float, bool]  # S, left, top (S-space), flip
+    crop: int  # side of the crop to make
+
+
+def takes(img: Image.Image, short_side: float, crop: int) -> bool:
+    """Whether the device path decodes this lazily opened image (else the CPU path crops it in the worker)."""
+    return (img.format == "JPEG" and img.mode in ("RGB", "L") and bool(getattr(img, "filename", ""))
+            and orientation(img) == 1 and crop * min(img.size) / short_side >= SNAP_MIN_BOX)
+
+
+class DeferredTrainCrop:
+    """The training transform of `decode_on: cuda`: a `JpegCrop` for JPEGs, the CPU path's crop for the rest."""
+
+    def __init__(self, s_min: int, s_max: int, crop: int, flip: bool = True, square: bool = False) -> None:
+        self.jitter = ScaleJitterCrop(s_min, s_max, crop, as_tensor=True, square=square)
+        self.crop, self.flip = crop, flip
+
+    def __call__(self, img: Image.Image) -> JpegCrop | torch.Tensor:
+        s, left, top = self.jitter.params(oriented_size(img))  # the CPU path's draws, in its order
+        flipped = bool(torch.rand(1) < 0.5) if self.flip else False  # as v2.RandomHorizontalFlip draws it
+        if not takes(img, s, self.crop):  # the CPU path's crop (what ScaleJitterCrop makes) at these parameters
+            out = resized_crop_uint8(img, s, self.crop, left, top)
+            return out.flip(-1) if flipped else out
+        with open(img.filename, "rb") as f:
+            data = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8)
+        img.close()
+        return JpegCrop(data, (float(s), float(left), float(top), flipped), self.crop)
+
+
+@dataclass
+class DeferredBatch:
+    """A training batch whose JPEG crops are made on the device (`make`): finished crops and labels move to the
+    device like any batch, the JPEG bytes stay on the host (nvJPEG reads them from there)."""
+
+    crops: torch.Tensor  # (N, 3, crop, crop) uint8; zeros where a JPEG crop goes
+    labels: torch.Tensor
+    jpegs: list[torch.Tensor]
+    index: torch.Tensor  # position of each JPEG crop in the batch
+    params: torch.Tensor  # (K, 4) float64: S, left, top, flip
+
+    def to(self, device, **kwargs) -> "DeferredBatch":
+        return DeferredBatch(self.crops.to(device, **kwargs), self.labels.to(device, **kwargs), self.jpegs,
+                             self.index, self.params)
+
+    def pin_memory(self) -> "DeferredBatch":
+        return DeferredBatch(self.crops.pin_memory(), self.labels.pin_memory(), self.jpegs, self.index, self.params)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> torch.Tensor:  # batch[0] / batch[1], as for (crops, labels)
+        return (self.crops, self.labels)[i]
+
+    def make(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(uint8 crops, labels) on the crops' device, the JPEGs decoded and cropped there."""
+        if self.jpegs:
+            crop = self.crops.shape[-1]
+            made = crops_from_jpegs(self.jpegs, self.params, crop, self.crops.device)
+            self.crops[self.index.to(self.crops.device)] = made
+        return self.crops, self.labels
+
+
+def collate(samples: list[tuple[JpegCrop | torch.Tensor, int]]) -> DeferredBatch:
+    """The loader's batches for `decode_on: cuda`."""
+    jpeg = [i for i, (x, _) in enumerate(samples) if isinstance(x, JpegCrop)]
+    first = samples[0][0]
+    crop = first.crop if isinstance(first, JpegCrop) else first.shape[-1]
+    crops = torch.zeros(len(samples), 3, crop, crop, dtype=torch.uint8)
+    for i, (x, _) in enumerate(samples):
+        if isinstance(x, torch.Tensor):
+            crops[i] = x
+    return DeferredBatch(
+        crops, torch.tensor([y for _, y in samples]), [samples[i][0].data for i in jpeg],
+        torch.tensor(jpeg, dtype=torch.long),
+        torch.tensor([samples[i][0].params for i in jpeg], dtype=torch.float64).reshape(-1, 4),
+    )
+
+
+def crop_box(height: int, width: int, s: float, left: float, top: float, crop: int) -> tuple[int, int, int]:
+    """(x0, y0, side) of the crop's source box in a full-size decode, snapped as `resized_crop_uint8` snaps."""
+    f = min(width, height) / s  # S-space -> image pixels
+    side = min(round(crop * f), height, width)
+    return min(round(left * f), width - side), min(round(top * f), height - side), side
+
+
+_fallback_said = False
+
+
+def _decode(jpegs: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Decode on `device` in one call; a batch nvJPEG refuses (an unusual JPEG) is decoded on the host instead,
+    and moved (said once)."""
+    global _fallback_said
+    try:
+        return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError as e:
+        if device.type == "cpu":
+            raise
+        if not _fallback_said:
+            _fallback_said = True
+            print(f"data.decode_on cuda: a batch failed to decode on {device} ({str(e).splitlines()[0][:80]}); such"
+                  " batches are decoded on the CPU")
+        return [img.to(device) for img in decode_jpeg(jpegs, mode=ImageReadMode.RGB)]
+
+
+def crops_from_jpegs(jpegs: list[torch.Tensor], params: torch.Tensor, crop: int, device) -> torch.Tensor:
+    """Decode `jpegs` (host byte tensors) on `device` in one call and make each (S, left, top, flip) crop there:
+    uint8 (K, 3, crop, crop). The resize runs in float32 and rounds (CUDA has no uint8 antialiased kernel), so
+    the same code is what a CPU test exercises."""
+    images = _decode(jpegs, torch.device(device))
+    out = torch.empty(len(images), 3, crop, crop, dtype=torch.float32, device=device)
+    for k, (img, (s, left, top, _)) in enumerate(zip(images, params.tolist(), strict=True)):
+        height, width = img.shape[1:]
+        x0, y0, side = crop_box(height, width, s, left, top, crop)
+        box = img[None, :, y0 : y0 + side, x0 : x0 + side].float()
+        out[k] = F.interpolate(box, size=(crop, crop), mode="bilinear", antialias=True)[0]
+    flips = params[:, 3].bool().view(-1, 1, 1, 1).to(out.device)  # the whole batch at once, not per image
+    return torch.where(flips, out.flip(-1), out).round_().clamp_(0, 255).to(torch.uint8)

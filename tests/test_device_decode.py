@@ -1,0 +1,132 @@
+"""`data.decode_on: cuda`: the device path's crops against the CPU path's for the same random draws (run here
+with device="cpu"), mixed batches, the CPU fallback, and a training that goes through the deferred batches."""
+
+import csv
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deepconv_cli.__main__ import main as deepconv
+from deepconv_cli.benchmarks.loader import natural_image
+from deepconv_cli.data.datamodule import ImageFolderData
+from deepconv_cli.data.device_decode import DeferredBatch, DeferredTrainCrop, JpegCrop, collate
+from deepconv_cli.data.images import open_lazily
+from deepconv_cli.data.transforms import train_transform
+
+QUICKSTART_A = Path(__file__).resolve().parents[1] / "recipes" / "quickstart" / "vgg_a.yaml"
+
+
+def _jpeg(tmp_path: Path, width: int, height: int, seed: int = 0) -> Path:
+    path = tmp_path / f"{width}x{height}_{seed}.jpg"
+    natural_image(np.random.default_rng(seed), width, height).save(path, quality=90)
+    return path
+
+
+def _both(path: Path, s_min: int, s_max: int, crop: int, seed: int) -> tuple[torch.Tensor, object, torch.Tensor]:
+    """The CPU path's crop, the device transform's output and its crop made with device="cpu", same seeds."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    cpu = train_transform(s_min, s_max, crop)(open_lazily(path))
+    random.seed(seed)
+    torch.manual_seed(seed)
+    deferred = DeferredTrainCrop(s_min, s_max, crop)(open_lazily(path))
+    made, _ = collate([(deferred, 0)]).to("cpu").make()
+    return cpu, deferred, made[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_full_size_decodes_match_the_cpu_path_within_one_grey_level(tmp_path, seed):
+    """500x375 at S in [256, 512]: the CPU path decodes at full size too; the crops (same S, corner, flip) differ
+    by at most 1 grey level (the device path's float resize vs torch's uint8 kernel)."""
+    cpu, deferred, made = _both(_jpeg(tmp_path, 500, 375), 256, 512, 224, seed)
+    assert isinstance(deferred, JpegCrop)
+    diff = (cpu.int() - made.int()).abs()
+    assert diff.max() <= 1 and diff.float().mean() < 0.5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dct_reduced_decodes_stay_within_the_documented_tolerance(tmp_path, seed):
+    """900x700 at S in [256, 300]: the CPU path decodes at 1/2 size in the DCT, the device at full size and the
+    resize shrinks; same crop, a few grey levels apart on average (documented in data/device_decode.py)."""
+    cpu, _, made = _both(_jpeg(tmp_path, 900, 700), 256, 300, 224, seed)
+    diff = (cpu.int() - made.int()).abs().float()
+    assert diff.mean() < 4
+    # a wrong corner, scale or flip is tens of grey levels away on this texture: check that the test can tell
+    assert (cpu.int() - made.flip(-1).int()).abs().float().mean() > 2 * diff.mean()
+
+
+def test_non_jpeg_files_take_the_cpu_path_with_the_same_pixels(tmp_path, digits_dir):
+    png = next((digits_dir / "train" / "3").iterdir())
+    for seed in range(3):
+        random.seed(seed)
+        torch.manual_seed(seed)
+        cpu = train_transform(36, 40, 32)(open_lazily(png))
+        random.seed(seed)
+        torch.manual_seed(seed)
+        deferred = DeferredTrainCrop(36, 40, 32)(open_lazily(png))
+        assert isinstance(deferred, torch.Tensor) and torch.equal(cpu, deferred)
+
+
+def test_a_mixed_batch_keeps_order_and_labels(tmp_path, digits_dir):
+    png = next((digits_dir / "train" / "3").iterdir())
+    jpeg = _jpeg(tmp_path, 640, 480)
+    transform = DeferredTrainCrop(36, 40, 32)
+    samples = [(transform(open_lazily(p)), label) for p, label in ((jpeg, 5), (png, 3), (jpeg, 7))]
+    batch = collate(samples)
+    assert isinstance(batch, DeferredBatch) and batch.index.tolist() == [0, 2] and len(batch.jpegs) == 2
+    crops, labels = batch.to("cpu").make()
+    assert labels.tolist() == [5, 3, 7] and crops.shape == (3, 3, 32, 32) and crops.dtype == torch.uint8
+    assert torch.equal(crops[1], samples[1][0])  # the PNG's finished crop, untouched
+    assert crops[0].float().std() > 5 and crops[2].float().std() > 5  # JPEG crops were made, not left at zero
+
+
+def _jpeg_tree(tmp_path: Path, digits_dir: Path) -> Path:
+    """The digits as JPEGs (40 per class in train, 10 in val), 96x96: boxes of >= 64 pixels, which the device path
+    takes (smaller ones take the CPU path)."""
+    from PIL import Image
+
+    root = tmp_path / "jpegs"
+    for split, count in (("train", 40), ("val", 10)):
+        for c in sorted(p.name for p in (digits_dir / split).iterdir()):
+            (root / split / c).mkdir(parents=True)
+            for i, png in enumerate(sorted((digits_dir / split / c).iterdir())[:count]):
+                Image.open(png).convert("RGB").resize((96, 96)).save(root / split / c / f"{i}.jpg", quality=95)
+    return root
+
+
+def test_training_through_deferred_batches_learns(tmp_path, digits_dir, monkeypatch):
+    """The device path forced on a CPU (device="cpu" decoding): workers send bytes and parameters, the module
+    makes the crops in on_after_batch_transfer, and the narrow net's training loss falls."""
+    monkeypatch.setattr(ImageFolderData, "decodes_on_device", lambda self: True)
+    made, make = [], DeferredBatch.make
+    monkeypatch.setattr(DeferredBatch, "make", lambda self: made.append(len(self.jpegs)) or make(self))
+    root, run = _jpeg_tree(tmp_path, digits_dir), tmp_path / "run"
+    code = deepconv(["train", "-c", str(QUICKSTART_A), f"--data.data_dir={root}", "--data.decode_on=cuda",
+                     "--data.s_min=36", "--data.s_max=40", f"--trainer.default_root_dir={run}",
+                     "--trainer.max_epochs=4", "--trainer.enable_progress_bar=false", "--data.num_workers=1"])
+    assert code == 0
+    with open(run / "metrics.csv", newline="") as f:
+        losses = [float(r["train/loss_epoch"]) for r in csv.DictReader(f) if r.get("train/loss_epoch")]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert len(made) == 4 * (400 // 32) and all(n == 32 for n in made)  # every training batch, all JPEGs on "device"
+    shutil.rmtree(root)
+
+
+def test_without_cuda_decode_on_cuda_falls_back_in_one_line(tmp_path, digits_dir, capsys):
+    run = tmp_path / "run"
+    code = deepconv(["train", "-c", str(QUICKSTART_A), f"--data.data_dir={digits_dir}", "--data.decode_on=cuda",
+                     f"--trainer.default_root_dir={run}", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+                     "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false", "--data.num_workers=0"])
+    assert code == 0
+    assert capsys.readouterr().out.count("data.decode_on cuda: training does not run on a CUDA device") == 1
+
+
+def test_an_unknown_decode_on_value_is_one_usage_line(tmp_path, digits_dir, capsys):
+    code = deepconv(["train", "-c", str(QUICKSTART_A), f"--data.data_dir={digits_dir}", "--data.decode_on=gpu",
+                     f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "decode_on" in err[0] and "Traceback" not in err[0]
