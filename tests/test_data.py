@@ -110,3 +110,13 @@ def test_stats_name_an_unreadable_image(tmp_path):
     (tmp_path / "bad.png").write_text("not an image")
     with pytest.raises(DeepconvError, match="cannot read image .*bad.png"):
         compute_stats([str(tmp_path / "bad.png")], progress=False)
+
+
+def test_the_time_to_the_data_is_said_once_with_the_image_counts(digits_dir, capsys):
+    dm = ImageFolderData(str(digits_dir), s_min=36, s_max=36, crop_size=32, batch_size=32, num_workers=0)
+    dm.prepare_data()
+    dm.setup("fit")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("data: ")]
+    assert len(lines) == 1, lines
+    seconds = float(lines[0].split(" ready in ")[1].split(" s ")[0])
+    assert lines[0].startswith("data: 1,438 training + 359 validation images ready in ") and 0 < seconds < 600

@@ -1,6 +1,7 @@
 """The Lightning DataModule: DATA_DIR/train and DATA_DIR/val as ImageFolder trees, with the paper's scale jitter."""
 
 import sys
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -124,6 +125,7 @@ class ImageFolderData(L.LightningDataModule):
         self.train_set, self.val_set = self._build()
 
     def _build(self) -> tuple[ImageTree, ImageTree]:
+        started = time.perf_counter()
         train = ImageTree(self.root / "train", train_transform(self.s_min, self.s_max, self.crop_size, self.flip,
                                                                  self.center_square))
         val = ImageTree(self.root / "val", val_transform(self.test_scale, self.crop_size))
@@ -137,6 +139,9 @@ class ImageFolderData(L.LightningDataModule):
             files = [path for path, _ in train.samples]
             self.mean_image = load_or_compute_mean_image(files, self.s_min, self.root / "train", self.run_dir,
                                                          self.stats_max_images)
+        if not self._reported and rank_zero_only.rank == 0:  # the time to the first step a large folder costs
+            print(f"data: {len(train):,} training + {len(val):,} validation images ready in "
+                  f"{time.perf_counter() - started:.1f} s (bad-image scan and statistics, cached after the first run)")
         self._reported = True
         return train, val
 
