@@ -134,7 +134,8 @@ class ImageFolderData(L.LightningDataModule):
             raise usage(f"no images found under {self.root}/train or {self.root}/val")
         if self.stats is None:
             files = [path for path, _ in train.samples]
-            self.stats = load_or_compute(files, self.root / "train" / STATS_FILE, self.run_dir, self.stats_max_images)
+            self.stats = load_or_compute(files, self.root / "train" / STATS_FILE, self.run_dir, self.stats_max_images,
+                                         workers=self.num_workers)
         if self.use_mean_image and self.mean_image is None:
             files = [path for path, _ in train.samples]
             self.mean_image = load_or_compute_mean_image(files, self.s_min, self.root / "train", self.run_dir,

@@ -1,6 +1,9 @@
 """Mean RGB and the RGB covariance eigen-decomposition (AlexNet's PCA colour shift) over a training set, cached."""
 
 import json
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +24,48 @@ def evenly_spaced(files: list[str], limit: int) -> list[str]:
     return [files[i] for i in idx]
 
 
-def compute_stats(files: list[str], max_images: int = 10000, progress: bool = True) -> dict:
+CHUNK = 32  # images per unit of work: sums are combined chunk by chunk in file order, whatever the workers
+PARALLEL_MIN = 1000  # fewer images are summed in-process: starting a pool would cost more than it saves
+
+
+def _chunk_sums(paths: list[str]) -> tuple[np.ndarray, np.ndarray, int] | str:
+    """(sum of RGB, sum of RGB outer products, pixels) over `paths` in 0..1 units, or the first unreadable file's
+    one-line problem."""
+    total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
+    for path in paths:
+        try:
+            px = np.asarray(open_rgb(path), dtype=np.float64).reshape(-1, 3) / 255.0
+        except UnreadableImage as e:
+            return f"cannot read image {path}: {e} (training skips such files with --data.skip_bad_images)"
+        total += px.sum(0)
+        outer += px.T @ px
+        count += len(px)
+    return total, outer, count
+
+
+def compute_stats(files: list[str], max_images: int = 10000, progress: bool = True, workers: int = 0) -> dict:
     """Per-pixel RGB mean (0..255) and covariance eigenpairs (0..1 units) over up to `max_images` images.
 
     Images are taken evenly spaced over the sorted list, so the result is deterministic. Every pixel of every
-    chosen image counts once (sums kept in float64).
+    chosen image counts once (sums kept in float64, added up in chunks of CHUNK images in file order, so the
+    number of `workers` decoding processes does not change a bit of the result).
     """
     chosen = evenly_spaced(sorted(files), max_images)
+    chunks = [chosen[i : i + CHUNK] for i in range(0, len(chosen), CHUNK)]
     total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
-    with Progress(disable=not progress, transient=True) as bar:
+    with Progress(disable=not progress, transient=True) as bar, ExitStack() as stack:
         task = bar.add_task("mean RGB + PCA", total=len(chosen))
-        for path in chosen:
-            try:
-                px = np.asarray(open_rgb(path), dtype=np.float64).reshape(-1, 3) / 255.0
-            except UnreadableImage as e:
-                raise failure(f"cannot read image {path}: {e} (training skips such files with "
-                              "--data.skip_bad_images)") from None
-            total += px.sum(0)
-            outer += px.T @ px
-            count += len(px)
-            bar.advance(task)
+        if workers > 1 and len(chosen) >= PARALLEL_MIN:
+            # spawn, not fork: the caller may hold CUDA or process-group threads
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("spawn")))
+            results = pool.map(_chunk_sums, chunks)
+        else:
+            results = map(_chunk_sums, chunks)
+        for chunk, result in zip(chunks, results):
+            if isinstance(result, str):
+                raise failure(result)
+            total, outer, count = total + result[0], outer + result[1], count + result[2]
+            bar.advance(task, len(chunk))
     if count == 0:
         raise ValueError("no images to compute statistics from")
     mean = total / count
@@ -57,7 +82,8 @@ def compute_stats(files: list[str], max_images: int = 10000, progress: bool = Tr
     }
 
 
-def load_or_compute(files: list[str], cache: Path, fallback_dir: Path | None, max_images: int) -> dict:
+def load_or_compute(files: list[str], cache: Path, fallback_dir: Path | None, max_images: int,
+                    workers: int = 0) -> dict:
     """Stats from `cache` (or fallback_dir/STATS_FILE) when they match these files, else computed and cached.
 
     The cache is keyed like the bad-image scan's: the names, sizes and modification times of every file, so
@@ -75,7 +101,7 @@ def load_or_compute(files: list[str], cache: Path, fallback_dir: Path | None, ma
                 continue
             if stats.get("signature") == signature and stats.get("max_images") == max_images:
                 return stats
-    stats = compute_stats(files, max_images) | {"max_images": max_images, "signature": signature}
+    stats = compute_stats(files, max_images, workers=workers) | {"max_images": max_images, "signature": signature}
     for path in candidates:
         try:
             write_text_atomically(path, json.dumps(stats, indent=1))
