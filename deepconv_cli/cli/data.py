@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from deepconv_cli.cli import run_function
+from deepconv_cli.cli.options import parse_function, run_function
 from deepconv_cli.data.digits import is_complete, write_digits
 from deepconv_cli.errors import usage
 
@@ -42,6 +42,15 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
+    if argv[:1] == ["digit-boxes"]:
+        from deepconv_cli.localisation.digit_boxes import digit_boxes
+
+        return parse_function(digit_boxes, argv[1:], "deepconv data digit-boxes")[1]
+    return parse_function(data, argv, "deepconv data")[1]
 
 
 def main(argv: list[str]) -> int:

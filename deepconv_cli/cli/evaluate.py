@@ -90,6 +90,11 @@ def _run(ckpt, data, method, scales, flip, limit, batch_size, workers, device, s
     return rows
 
 
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs evaluate with, parsed from `argv` (nothing run: recipes check stages so)."""
+    return parse_options(evaluate, argv, "deepconv evaluate")
+
+
 def main(argv: list[str]) -> int:
-    evaluate(**parse_options(evaluate, argv, "deepconv evaluate"))
+    evaluate(**parse(argv))
     return 0
