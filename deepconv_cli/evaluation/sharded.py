@@ -88,7 +88,7 @@ def _worker(rank: int, world: int, kind: str, port: int, job, results, progress:
 def _evaluate_shard(rank: int, world: int, kind: str, port: int, job, results, progress: bool) -> None:
     from deepconv_cli.cli.threads import set_threads
     from deepconv_cli.evaluation.rows import make_rows, update_rows
-    from deepconv_cli.evaluation.runner import RescaledImages, load_members, run_chunks
+    from deepconv_cli.evaluation.runner import load_members, run_chunks
 
     set_threads(job.num_workers, world)
     device = torch.device(f"cuda:{rank}") if kind == "cuda" else torch.device("cpu")
@@ -106,7 +106,7 @@ def _evaluate_shard(rank: int, world: int, kind: str, port: int, job, results, p
         for key, p in posteriors.items():
             parts[key].append(p)
 
-    sampler = UnpaddedDistributedSampler(RescaledImages(job.tree, job.indices, []), num_replicas=world, rank=rank)
+    sampler = UnpaddedDistributedSampler(job.indices, num_replicas=world, rank=rank)  # positions r, r + N, ...
     seconds = run_chunks(members, job, keep, sampler, progress and rank == 0)
     total, classes = len(job.indices), members[0].meta.num_classes
     ids = torch.cat(positions) if positions else torch.zeros(0, dtype=torch.long)
