@@ -97,3 +97,15 @@ def test_bad_recipe_command_lines_are_one_line_exit_2(argv, expected, capsys, tm
     assert deepconv(["recipe", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
+
+
+def test_a_misspelt_key_in_a_stages_config_file_is_named_with_the_nearest_option(tmp_path, capsys):
+    config = tmp_path / "vgg_a.yaml"
+    config.write_text(QUICKSTART_A.read_text().replace("  width: 0.125", "  widht: 0.125"))
+    assert "widht" in config.read_text()
+    recipe = tmp_path / "chain.yaml"
+    recipe.write_text(f"run_root: {tmp_path / 'runs'}\nstages:\n  - {{name: a, command: train, config: {config}}}\n")
+    assert deepconv(["recipe", "run", str(recipe), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stage a (train)" in err[0] and "did you mean --model.width?" in err[0], err
+    assert not (tmp_path / "runs").exists()

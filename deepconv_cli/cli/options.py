@@ -126,7 +126,9 @@ def suggestion(message: str, known: Iterable[str]) -> str:
     """' (did you mean --x?)' for the unknown options named in a parser's `message`, or ''."""
     known = sorted(set(known))
     guesses = []
-    for word in re.findall(r"--[\w.\-]+", message):
+    words = re.findall(r"--[\w.\-]+", message)  # and a config file's key: "Group 'model' does not accept option 'x'"
+    words += [f"--{group}.{key}" for group, key in re.findall(r"Group '([\w.]+)' does not accept option '(\w+)'", message)]
+    for word in words:
         if word in known:
             continue
         close = difflib.get_close_matches(word.replace("-", "_").replace("__", "--", 1), known, n=1, cutoff=0.6)
