@@ -15,7 +15,7 @@ from deepconv_cli.cli.options import parse_options
 from deepconv_cli.cli.threads import intra_op_threads, workers_warning
 from deepconv_cli.errors import DeepconvError
 
-# each subcommand with the arguments that make it reach option parsing (recipe is declared in cli/recipe.py)
+# each subcommand with the arguments that make it reach option parsing
 COMMANDS = {
     "evaluate": ["--ckpt", "x.ckpt", "--data", "val"],
     "export": ["--ckpt", "x.ckpt"],
@@ -25,7 +25,9 @@ COMMANDS = {
     "data": ["digits", "out"],
     "models": [],
     "benchmark": ["startup"],
+    "recipe": ["run", "chain.yaml"],
 }
+ACTION = {"benchmark": "startup", "recipe": "run"}  # commands whose first word chooses what runs
 
 
 def probe(code: str) -> str:
@@ -34,7 +36,7 @@ def probe(code: str) -> str:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_subcommand_has_config_print_config_and_one_help_layout(command, capsys):
-    argv = [command, *(["startup"] if command == "benchmark" else []), "--help"]
+    argv = [command, *([ACTION[command]] if command in ACTION else []), "--help"]
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 0

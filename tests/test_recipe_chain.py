@@ -69,11 +69,13 @@ def test_dry_run_and_bad_recipes(tmp_path, digits_dir, capsys):
 
 
 def test_failing_stage_stops_the_chain_with_its_name(tmp_path, digits_dir, capsys):
+    taken = tmp_path / "taken"  # options that parse, a stage that fails when it runs: the folder is not empty
+    taken.mkdir()
+    (taken / "file").write_text("x")
     recipe = tmp_path / "fail.yaml"
     recipe.write_text(f"run_root: {tmp_path / 'runs'}\nstages:\n"
-                      f"  - {{name: broken, command: train, args: ['--data.data_dir={digits_dir}', "
-                      "'--trainer.max_epochs=many']}\n"
+                      f"  - {{name: broken, command: data, args: [digits, '{taken}']}}\n"
                       "  - {name: never, command: data, args: [digits, '" + str(tmp_path / "d") + "']}\n")
     assert main(["recipe", "run", str(recipe)]) == 1
-    assert "stage 'broken' (train) failed with exit code 2" in capsys.readouterr().err
+    assert "stage 'broken' (data) failed with exit code 2" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()

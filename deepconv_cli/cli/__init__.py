@@ -25,6 +25,8 @@ How a subcommand is declared (the one command style, issue 11 item 4):
 4. Import torch, Lightning and the heavy modules inside the function, after the paths have been checked
    (`files.existing_file`), so `--help` and a mistyped path answer in about a second.
 5. Register the command in `deepconv_cli/__main__.py` COMMANDS and in README's command table.
+6. A command a recipe stage may run (recipes/runner.py COMMANDS) also has `parse(argv)`: the parsing `main` does,
+   without running anything; `recipe run` checks every pending stage with it before the first one starts.
 
 `train` and `fine-tune` are LightningCLI (jsonargparse too): the same spelling rule and one-line errors.
 """

@@ -56,7 +56,12 @@ def compare(runs: list[str], json_file: str | None = None) -> None:
         write_text_atomically(json_file, json.dumps(rows, indent=1) + "\n")
 
 
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs compare with, parsed from `argv` (nothing run: recipes check stages so)."""
+    return parse_options(compare, argv, "deepconv compare", {"--json": "--json_file"},
+                         ("runs", "run directories (each with best.ckpt and metrics.csv)"))
+
+
 def main(argv: list[str]) -> int:
-    compare(**parse_options(compare, argv, "deepconv compare", {"--json": "--json_file"},
-                            ("runs", "run directories (each with best.ckpt and metrics.csv)")))
+    compare(**parse(argv))
     return 0

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from deepconv_cli.cli import run_function
+from deepconv_cli.cli.options import parse_function, run_function
 from deepconv_cli.data.digits import is_complete, write_digits
 from deepconv_cli.files import staged_folder
 
@@ -23,6 +23,15 @@ def data(name: Literal["digits"], out: str, exist_ok: bool = False) -> None:
     with staged_folder(target) as staging:
         counts = write_digits(staging)
     print(f"wrote {counts['train']} training and {counts['val']} validation images of 10 classes to {target}")
+
+
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
+    if argv[:1] == ["digit-boxes"]:
+        from deepconv_cli.localisation.digit_boxes import digit_boxes
+
+        return parse_function(digit_boxes, argv[1:], "deepconv data digit-boxes")[1]
+    return parse_function(data, argv, "deepconv data")[1]
 
 
 def main(argv: list[str]) -> int:

@@ -20,6 +20,7 @@ def evaluate(
     batch_size: int = 32,
     num_workers: int | None = None,
     device: str = "auto",
+    devices: int = 1,
     skip_bad_images: bool = False,
     precision: Literal["auto", "bf16", "fp32"] = "auto",
     json: str | None = None,
@@ -43,6 +44,8 @@ def evaluate(
         batch_size: images (dense) or crops per forward pass.
         num_workers: image decoding processes (default: the usable CPU cores, at most 4).
         device: cpu, cuda, cuda:1, ... (auto: cuda when available).
+        devices: evaluate in N processes, each on a share of the images (one GPU each, cuda:0..N-1, or N CPU
+            processes with --device cpu); the table is the one a single device gives, every image counted once.
         skip_bad_images: decode every file first and leave out (and count) the ones that are not readable images.
         precision: auto = bf16 autocast on a CUDA device that supports it, fp32 otherwise; bf16 or fp32 forces one.
         json: also write the rows as JSON (top1_error, top5_error in percent) to this file.
@@ -52,6 +55,8 @@ def evaluate(
     from deepconv_cli.evaluation.scales import parse_scales
 
     qs = parse_scales(scales) if scales is not None else None
+    if devices < 1:
+        raise usage(f"--devices must be at least 1, got {devices}")
     for path in ckpt:  # answered before torch is imported: a mistyped path costs a second, not a minute
         existing_file(path, "checkpoint")
     if not Path(data).exists():
@@ -62,11 +67,11 @@ def evaluate(
     workers = min(4, usable_cores()) if num_workers is None else num_workers
     set_threads(workers)
     return _run(ckpt, data, method, qs, flip, limit, batch_size, workers, device, skip_bad_images, json, csv,
-                precision)
+                precision, devices)
 
 
 def _run(ckpt, data, method, scales, flip, limit, batch_size, workers, device, skip_bad_images, json_out, csv_out,
-         precision):
+         precision, devices):
     from rich.console import Console
 
     from deepconv_cli.evaluation.report import table, to_csv, to_json
@@ -74,12 +79,13 @@ def _run(ckpt, data, method, scales, flip, limit, batch_size, workers, device, s
     from deepconv_cli.files import write_text_atomically
 
     rows = run_evaluation(ckpt, data, method, scales, flip, limit, batch_size, workers, device,
-                          skip_bad_images=skip_bad_images, precision=precision)
+                          skip_bad_images=skip_bad_images, precision=precision, devices=devices)
     console = Console()
     if not console.is_terminal:  # a log or a pipe: print the whole table rather than fold it into 80 columns
         console = Console(width=200)
     console.print(table(rows, f"{data}: top-1 / top-5 error"))
-    print(f"{rows[0]['images']} images, each counted exactly once")
+    spread = f" (spread over {devices} processes)" if devices > 1 else ""
+    print(f"{rows[0]['images']} images, each counted exactly once{spread}")
     try:
         if json_out:
             write_text_atomically(json_out, to_json(rows))
@@ -90,6 +96,11 @@ def _run(ckpt, data, method, scales, flip, limit, batch_size, workers, device, s
     return rows
 
 
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs evaluate with, parsed from `argv` (nothing run: recipes check stages so)."""
+    return parse_options(evaluate, argv, "deepconv evaluate")
+
+
 def main(argv: list[str]) -> int:
-    evaluate(**parse_options(evaluate, argv, "deepconv evaluate"))
+    evaluate(**parse(argv))
     return 0

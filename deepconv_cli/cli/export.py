@@ -65,6 +65,11 @@ def export(
     return target
 
 
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs export with, parsed from `argv` (nothing run: recipes check stages so)."""
+    return parse_options(export, argv, "deepconv export")
+
+
 def main(argv: list[str]) -> int:
-    export(**parse_options(export, argv, "deepconv export"))
+    export(**parse(argv))
     return 0

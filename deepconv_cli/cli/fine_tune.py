@@ -10,6 +10,7 @@ interrupted after its first checkpoint resumes from RUN_DIR/last.ckpt like `trai
 """
 
 from deepconv_cli.cli.train import option_values, start
+from deepconv_cli.cli.train import parse as parse_training
 from deepconv_cli.errors import usage
 from deepconv_cli.files import existing_file
 
@@ -25,6 +26,14 @@ def copy_table(rows, target: str, source: str, path: str):
         init = "[green]copied[/]" if r.copied else f"[yellow]random ({r.note})[/]" if r.note else "random"
         table.add_row(r.target, r.source or "-", shape, init)
     return table
+
+
+def parse(argv: list[str]):
+    """The configuration `main` trains with (see train.parse); --init_from is required."""
+    config = parse_training(argv, "deepconv fine-tune", fine_tune=True)
+    if not config.get("init_from"):
+        raise usage("fine-tune needs --init_from CKPT (a trained deepconv checkpoint)")
+    return config
 
 
 def main(argv: list[str]) -> int:

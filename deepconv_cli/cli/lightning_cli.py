@@ -142,7 +142,30 @@ class DeepconvCLI(LightningCLI):
         return isinstance(self.trainer.accelerator, CPUAccelerator)
 
 
-def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = False) -> DeepconvCLI:
+class ParseOnly:
+    """Mixed into a LightningCLI: parse and type-check the command line (config files included) into `config`,
+    build nothing, seed nothing, touch no file; how a recipe checks its training stages before any starts."""
+
+    def _set_seed(self) -> None:
+        pass
+
+    def _add_instantiators(self) -> None:
+        pass
+
+    def instantiate_classes(self) -> None:
+        pass
+
+    def after_instantiate_classes(self) -> None:
+        pass
+
+
+class CheckedCLI(ParseOnly, DeepconvCLI):
+    """DeepconvCLI that only parses (see ParseOnly)."""
+
+
+def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = False,
+              parse_only: bool = False) -> DeepconvCLI:
+    """The training CLI for `argv`, its classes built (`parse_only`: its `config` parsed and checked only)."""
     # noise for deepconv users: argv is ours on purpose, run dirs are reused on resume (the history is kept by
     # run_dir.keep_history), the batch hook is the module's
     for message in ("LightningCLI's args parameter is intended", "Checkpoint directory .* exists and is not empty",
@@ -151,7 +174,7 @@ def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = F
         warnings.filterwarnings("ignore", message=message)
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
     quiet_lightning_tips()
-    return DeepconvCLI(
+    return (CheckedCLI if parse_only else DeepconvCLI)(
         ClassifierModule,
         ImageFolderData,
         trainer_class=DeepconvTrainer,  # precision: auto (training/speed.py), resolved before Lightning's Trainer

@@ -121,6 +121,18 @@ def predict_main(argv: list[str]) -> int:
     return 0
 
 
+def parse(argv: list[str]) -> object:
+    """The options `main` runs `localise ACTION` with, parsed from `argv` (nothing run: recipes check stages so)."""
+    if argv[:1] == ["fit"]:
+        from deepconv_cli.localisation.fit import parse as parse_fit
+
+        return parse_fit(argv[1:])
+    parsers = {"evaluate": evaluate_parser, "predict": predict_parser}
+    if argv[:1] and argv[0] in parsers:
+        return parsers[argv[0]]().parse_args(argv[1:])
+    raise usage(f"unknown action {argv[0] if argv else ''!r}; choose one of fit, evaluate, predict")
+
+
 def main(argv: list[str]) -> int:
     actions = {"fit": None, "evaluate": evaluate_main, "predict": predict_main}
     if not argv or argv[0] in ("-h", "--help"):

@@ -126,7 +126,9 @@ def suggestion(message: str, known: Iterable[str]) -> str:
     """' (did you mean --x?)' for the unknown options named in a parser's `message`, or ''."""
     known = sorted(set(known))
     guesses = []
-    for word in re.findall(r"--[\w.\-]+", message):
+    words = re.findall(r"--[\w.\-]+", message)  # and a config file's key: "Group 'model' does not accept option 'x'"
+    words += [f"--{group}.{key}" for group, key in re.findall(r"Group '([\w.]+)' does not accept option '(\w+)'", message)]
+    for word in words:
         if word in known:
             continue
         close = difflib.get_close_matches(word.replace("-", "_").replace("__", "--", 1), known, n=1, cutoff=0.6)
@@ -197,22 +199,38 @@ def required_positionals(function: Callable) -> list[Positional]:
     return [(name, "") for name, p in inspect.signature(function).parameters.items() if p.default is p.empty]
 
 
+def _list_functions(functions: list[Callable], prog: str) -> None:
+    names = {f.__name__: f for f in functions}
+    lines = "\n".join(f"  {n:<10} {(inspect.getdoc(f) or '').splitlines()[0]}" for n, f in names.items())
+    print(f"usage: {prog} {{{','.join(names)}}} [options]   ({prog} NAME --help for its options)\n\n{lines}")
+
+
+def parse_function(functions: Callable | list[Callable], argv: list[str], prog: str) -> tuple[Callable, dict]:
+    """The function `run_function` would call (one of several, chosen by the first word) and its arguments.
+
+    Parsing only: nothing is run and no file is read but a `-c` config, so a recipe can check a stage's command
+    line before any stage starts.
+    """
+    if isinstance(functions, list):
+        names = {f.__name__: f for f in functions}
+        if not argv or argv[0] not in names:
+            close = difflib.get_close_matches(argv[0], names, n=1) if argv else []
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            given = f" {argv[0]!r}" if argv else ": none given"
+            raise usage(f"unknown {prog}{given}{hint}; choose one of {', '.join(names)}")
+        function, argv, prog = names[argv[0]], argv[1:], f"{prog} {argv[0]}"
+    else:
+        function = functions
+    return function, parse_options(function, argv, prog, positional=required_positionals(function))
+
+
 def run_function(functions: Callable | list[Callable], argv: list[str], prog: str) -> object:
     """Run a typed function (or one of several, chosen by the first word) as a subcommand.
 
     Required parameters are positional (`deepconv stats DATA_DIR`), the others options (`--max_images N`).
     """
-    if isinstance(functions, list):
-        names = {f.__name__: f for f in functions}
-        lines = "\n".join(f"  {n:<10} {(inspect.getdoc(f) or '').splitlines()[0]}" for n, f in names.items())
-        if not argv or argv[0] in ("-h", "--help"):
-            print(f"usage: {prog} {{{','.join(names)}}} [options]   ({prog} NAME --help for its options)\n\n{lines}")
-            return None
-        if argv[0] not in names:
-            close = difflib.get_close_matches(argv[0], names, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise usage(f"unknown {prog} {argv[0]!r}{hint}; choose one of {', '.join(names)}")
-        function, argv, prog = names[argv[0]], argv[1:], f"{prog} {argv[0]}"
-    else:
-        function = functions
-    return function(**parse_options(function, argv, prog, positional=required_positionals(function)))
+    if isinstance(functions, list) and (not argv or argv[0] in ("-h", "--help")):
+        _list_functions(functions, prog)
+        return None
+    function, kwargs = parse_function(functions, argv, prog)
+    return function(**kwargs)

@@ -74,6 +74,11 @@ def show(results: dict[str, list[dict]], title: str, scales: list[int], flip: bo
     Console().print(table)
 
 
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs predict with, parsed from `argv` (nothing run: recipes check stages so)."""
+    return parse_options(predict, argv, "deepconv predict", ALIASES, ("paths", "image files and folders"))
+
+
 def main(argv: list[str]) -> int:
-    predict(**parse_options(predict, argv, "deepconv predict", ALIASES, ("paths", "image files and folders")))
+    predict(**parse(argv))
     return 0

@@ -1,4 +1,4 @@
-"""`deepconv recipe run FILE.yaml [--dry-run] [--run-root DIR]`: run a chain of stages, skipping finished ones."""
+"""`deepconv recipe run FILE.yaml [--dry_run] [--run_root DIR] [--rerun STAGE]`: a chain of stages, resumably."""
 
 import json
 import shlex
@@ -8,8 +8,9 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from deepconv_cli.cli.options import OneLineParser
+from deepconv_cli.cli.options import run_function
 from deepconv_cli.errors import usage
+from deepconv_cli.recipes.arguments import check_arguments
 from deepconv_cli.recipes.checks import problems
 from deepconv_cli.recipes.runner import TRAINING, Recipe, Stage, load_recipe, run_stage
 
@@ -77,30 +78,36 @@ def command_lines(recipe: Recipe, statuses: dict[str, str]) -> list[str]:
     return lines
 
 
-def main(argv: list[str]) -> int:
-    parser = OneLineParser(prog="deepconv recipe", description=__doc__)
-    sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
-    run = sub.add_parser("run", help="run the stages in order")
-    run.add_argument("recipe", help="recipe YAML file")
-    run.add_argument("--dry-run", action="store_true",
-                     help="check the data and checkpoints every stage needs, print the plan and the commands, stop")
-    run.add_argument("--run-root", help="folder for the stages' run directories (default: the recipe's run_root)")
-    run.add_argument("--rerun", action="append", default=[], metavar="STAGE",
-                     help="run STAGE again from scratch even if it finished (repeatable)")
-    args = parser.parse_args(argv)
-    recipe = load_recipe(args.recipe, args.run_root)
+def run(recipe: str, dry_run: bool = False, run_root: str | None = None, rerun: list[str] | None = None) -> None:
+    """Run the stages in order, skipping finished ones and resuming an interrupted training stage.
+
+    Before anything starts, every pending stage's arguments are parsed by its command's own parser and the data
+    and checkpoints it needs are checked; one mistake anywhere stops the recipe with nothing run.
+
+    Args:
+        recipe: the recipe YAML file (run_root and a list of stages; see recipes/quickstart.yaml).
+        dry_run: check the stages' options, data and checkpoints, print the plan and the commands, then stop.
+        run_root: folder for the stages' run directories (default: the recipe's run_root).
+        rerun: run these stages again from scratch even if they finished (repeat --rerun STAGE).
+    """
+    loaded = load_recipe(recipe, run_root)
     console = Console()
-    statuses = plan(recipe, args.rerun)
-    missing = problems(recipe, statuses)
-    if args.dry_run:
-        console.print(plan_table(recipe, f"{recipe.path} -> {recipe.run_root} (dry run)", statuses))
-        print("\n".join(command_lines(recipe, statuses)) or "nothing to run: every stage is done")
+    statuses = plan(loaded, rerun or [])
+    check_arguments(loaded, [s for s in loaded.stages if statuses[s.name] not in ("done", "changed-kept")])
+    missing = problems(loaded, statuses)
+    if dry_run:
+        console.print(plan_table(loaded, f"{loaded.path} -> {loaded.run_root} (dry run)", statuses))
+        print("\n".join(command_lines(loaded, statuses)) or "nothing to run: every stage is done")
     for line in missing:
         print(f"deepconv recipe: problem: {line}", file=sys.stderr)
     if missing:
-        raise usage(f"{len(missing)} problem(s) with {recipe.path} (listed above); nothing was started")
-    if args.dry_run:
-        return 0
+        raise usage(f"{len(missing)} problem(s) with {loaded.path} (listed above); nothing was started")
+    if dry_run:
+        return
+    run_stages(loaded, statuses, console)
+
+
+def run_stages(recipe: Recipe, statuses: dict[str, str], console: Console) -> None:
     times: dict[str, float] = {}
     for stage in recipe.stages:
         status = statuses[stage.name]
@@ -120,4 +127,8 @@ def main(argv: list[str]) -> int:
         times[stage.name] = time.perf_counter() - start
     final = {stage.name: recipe.status(stage) for stage in recipe.stages}
     console.print(plan_table(recipe, f"{recipe.path}: all stages done ({recipe.run_root})", final, times))
+
+
+def main(argv: list[str]) -> int:
+    run_function([run], argv, "deepconv recipe")
     return 0

@@ -89,6 +89,15 @@ FINE_TUNE_OPTIONS = [
 ]
 
 
+def parse(argv: list[str], prog: str = "deepconv train", fine_tune: bool = False):
+    """The configuration `main` trains with, parsed by LightningCLI's own parser (config files and types checked);
+    nothing is built, seeded or read, and paths are not checked (a recipe's earlier stages may write them)."""
+    check_option_names(argv, prog)
+    from deepconv_cli.cli.lightning_cli import build_cli
+
+    return build_cli(argv, prog=prog, fine_tune=fine_tune, parse_only=True).config
+
+
 def main(argv: list[str]) -> int:
     cli = start(argv, "deepconv train")
     if cli is not None:

@@ -2,12 +2,14 @@
 
 Images are decoded and rescaled to every test scale Q in loader workers; each chunk of images then goes through
 every model and every single method, the posteriors are fused in memory and the torchmetrics accuracies of
-each row (model x method, plus the ensemble) are updated, so nothing per image is kept beyond one chunk.
+each row (model x method, plus the ensemble) are updated, so nothing per image is kept beyond one chunk. With
+`devices` > 1 the same chunks run in N processes over shards of the images (evaluation/sharded.py), whose
+per-image posteriors are gathered in dataset order and scored here the same way.
 """
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,7 +17,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 from torch.utils.data import DataLoader, Dataset
-from torchmetrics.classification import MulticlassAccuracy
 
 from deepconv_cli.data.folder import ImageTree, check_tree, warn_skipped_links
 from deepconv_cli.data.images import open_rgb
@@ -24,6 +25,7 @@ from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
 from deepconv_cli.evaluation.fusion import FUSED, average, components, method_posteriors
 from deepconv_cli.evaluation.precision import autocast, prepare_model, resolve_precision
+from deepconv_cli.evaluation.rows import make_rows, update_rows
 from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta, load_model
 from deepconv_cli.models.interface import Classifier
@@ -111,55 +113,6 @@ class ImagesPerSecond(ProgressColumn):
         return Text(f"{task.speed:.1f} images/s" if task.speed else "", style="progress.data.speed")
 
 
-@dataclass
-class Row:
-    """Running metrics and forward time of one result row (one model or the ensemble, one method)."""
-
-    model: str
-    ckpt: str
-    arch: str
-    train_s: str
-    test_q: str
-    method: str
-    top1: MulticlassAccuracy
-    top5: MulticlassAccuracy
-    parts: list[tuple[int, str]] = field(default_factory=list)  # (member, single method) whose time it sums
-
-    def result(self, flip: bool, images: int, seconds: dict[tuple[int, str], float]) -> dict:
-        return {
-            "model": self.model, "ckpt": self.ckpt, "arch": self.arch, "train_s": self.train_s,
-            "test_q": self.test_q, "method": self.method, "flip": flip,
-            "top1_error": round(100.0 * (1.0 - self.top1.compute().item()), 4),
-            "top5_error": round(100.0 * (1.0 - self.top5.compute().item()), 4),
-            "images": images, "seconds": round(sum(seconds[p] for p in self.parts), 3),
-        }
-
-
-def make_rows(members: list[Member], method: str) -> dict[tuple[str, str], Row]:
-    """Rows keyed (model key, method): each model's single methods and their fusion, then the ensemble's."""
-    singles = components(method)
-    methods = singles + ([FUSED] if method == FUSED else [])
-    n = members[0].meta.num_classes
-    k = min(5, n)
-    rows: dict[tuple[str, str], Row] = {}
-
-    def add(key: str, label: str, ckpt: str, arch: str, train_s: str, test_q: str, who: list[int]) -> None:
-        for m in methods:
-            parts = [(w, s) for w in who for s in (singles if m == FUSED else [m])]
-            rows[key, m] = Row(label, ckpt, arch, train_s, test_q, m, MulticlassAccuracy(n, top_k=1, average="micro"),
-                               MulticlassAccuracy(n, top_k=k, average="micro"), parts)
-
-    for i, m in enumerate(members):
-        add(str(i), m.name, str(m.path), m.meta.arch, m.train_s, ",".join(map(str, m.scales)), [i])
-    if len(members) > 1:
-        qs = {",".join(map(str, m.scales)) for m in members}
-        add("ensemble", f"ensemble of {len(members)}", ";".join(str(m.path) for m in members),
-            "+".join(m.meta.arch for m in members), "/".join(m.train_s for m in members),
-            qs.pop() if len(qs) == 1 else "/".join(",".join(map(str, m.scales)) for m in members),
-            list(range(len(members))))
-    return rows
-
-
 def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -211,6 +164,50 @@ def chunk_posteriors(
     return out
 
 
+@dataclass
+class Job:
+    """What every evaluating process needs (picklable: `--devices N` sends it to N processes)."""
+
+    ckpts: list[str]
+    scales: list[int] | None
+    method: str
+    flip: bool
+    batch_size: int
+    num_workers: int
+    precision: str
+    tree: ImageTree
+    indices: list[int]
+
+    def targets(self) -> torch.Tensor:
+        """The labels of the evaluated images, in dataset order (position i is image `indices[i]`)."""
+        return torch.tensor([self.tree.samples[i][1] for i in self.indices], dtype=torch.long)
+
+
+def run_chunks(members: list[Member], job: Job, consume, sampler=None, progress: bool = True) -> dict:
+    """Evaluate the job's images (those `sampler` picks, or all) chunk by chunk; `consume(positions, target,
+    posteriors by row key)` receives each chunk. Returns the forward seconds per (model index, single method)."""
+    dev = next(members[0].model.parameters()).device
+    dataset = RescaledImages(job.tree, job.indices, sorted({q for m in members for q in m.scales}))
+    loader = DataLoader(dataset, batch_size=job.batch_size, sampler=sampler, num_workers=job.num_workers,
+                        collate_fn=keep_as_list, pin_memory=dev.type == "cuda",
+                        prefetch_factor=4 if job.num_workers else None)
+    seconds = {(i, s): 0.0 for i in range(len(members)) for s in components(job.method)}
+    columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), ImagesPerSecond(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=True) as bar:
+        task = bar.add_task("images", total=len(sampler) if sampler is not None else len(dataset))
+        for chunk in loader:
+            for _, _, views in chunk:
+                if isinstance(views, str):
+                    raise failure(f"{views} (--skip-bad-images leaves such files out)")
+            ids = torch.tensor([i for i, _, _ in chunk])
+            target = torch.tensor([label for _, label, _ in chunk])
+            images = [views for _, _, views in chunk]
+            consume(ids, target, chunk_posteriors(members, images, job.method, job.flip, job.batch_size, seconds,
+                                                  job.precision))
+            bar.advance(task, len(chunk))
+    return seconds
+
+
 def evaluate(
     ckpts: list[str],
     data: str | Path,
@@ -224,10 +221,12 @@ def evaluate(
     progress: bool = True,
     skip_bad_images: bool = False,
     precision: str = "auto",
+    devices: int = 1,
 ) -> list[dict]:
     """Top-1/top-5 error (percent) of each checkpoint and of their ensemble on a val/ tree; one dict per row.
 
-    `precision`: auto (bf16 autocast on CUDA where supported, fp32 elsewhere), bf16 or fp32.
+    `precision`: auto (bf16 autocast on CUDA where supported, fp32 elsewhere), bf16 or fp32. `devices` > 1:
+    that many processes each evaluate a share of the images (evaluation/sharded.py); the rows are the same.
     """
     components(method)  # validates the name before any file is read
     if not ckpts:
@@ -236,14 +235,21 @@ def evaluate(
         raise usage(f"--batch-size must be at least 1, got {batch_size}")
     if num_workers < 0:
         raise usage(f"--num-workers must be 0 or more, got {num_workers}")
+    if devices > 1:
+        from deepconv_cli.evaluation.sharded import device_kind
+
+        dev = torch.device(device_kind(device, devices))  # the processes take cuda:0..N-1, or the CPU
+    elif devices < 1:
+        raise usage(f"--devices must be at least 1, got {devices}")
     val_dir = resolve_val_dir(data)
     check_tree(val_dir, "validation")
-    dev = pick_device(device)
+    if devices == 1:
+        dev = pick_device(device)
     try:
         precision = resolve_precision(precision, dev)
     except ValueError as e:
         raise usage(str(e)) from None
-    members = load_members(ckpts, scales, dev)
+    members = load_members(ckpts, scales, dev if devices == 1 else torch.device("cpu"))  # checked once here
     check_classes(val_dir, members[0].meta.classes)
     tree = ImageTree(val_dir)
     warn_skipped_links(tree.skipped_links)
@@ -255,28 +261,20 @@ def evaluate(
     indices = spaced_indices(len(tree), limit)
     if not indices:
         raise usage(f"no images found under {val_dir}")
-    all_scales = sorted({q for m in members for q in m.scales})
-    loader = DataLoader(RescaledImages(tree, indices, all_scales), batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=keep_as_list, pin_memory=dev.type == "cuda",
-                        prefetch_factor=4 if num_workers else None)
+    job = Job(ckpts, scales, method, flip, batch_size, num_workers, precision, tree, indices)
+    if devices > 1:
+        from deepconv_cli.evaluation.sharded import evaluate_sharded
+
+        del members
+        return evaluate_sharded(job, devices, dev.type, progress)
     rows = make_rows(members, method)
-    seconds = {(i, s): 0.0 for i in range(len(members)) for s in components(method)}
     seen = torch.zeros(len(indices), dtype=torch.long)
-    columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), ImagesPerSecond(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=True) as bar:
-        task = bar.add_task("images", total=len(indices))
-        for chunk in loader:
-            for _, _, views in chunk:
-                if isinstance(views, str):
-                    raise failure(f"{views} (--skip-bad-images leaves such files out)")
-            ids = torch.tensor([i for i, _, _ in chunk])
-            target = torch.tensor([label for _, label, _ in chunk])
-            images = [views for _, _, views in chunk]
-            seen.index_add_(0, ids, torch.ones_like(ids))
-            for key, p in chunk_posteriors(members, images, method, flip, batch_size, seconds, precision).items():
-                rows[key].top1.update(p, target)
-                rows[key].top5.update(p, target)
-            bar.advance(task, len(chunk))
+
+    def consume(ids: torch.Tensor, target: torch.Tensor, posteriors: dict) -> None:
+        seen.index_add_(0, ids, torch.ones_like(ids))
+        update_rows(rows, posteriors, target)
+
+    seconds = run_chunks(members, job, consume, progress=progress)
     if not bool((seen == 1).all()):
         raise failure(
             f"evaluated {int((seen > 0).sum())} distinct images ({int(seen.sum())} in all) but the set has "

@@ -11,7 +11,7 @@ import warnings
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser
 
-from deepconv_cli.cli.lightning_cli import TRAINER_DEFAULTS, DeepconvCLI, check_same_run
+from deepconv_cli.cli.lightning_cli import TRAINER_DEFAULTS, DeepconvCLI, ParseOnly, check_same_run
 from deepconv_cli.cli.options import OneLineParser
 from deepconv_cli.errors import usage
 from deepconv_cli.localisation.data import LocaliseData
@@ -38,25 +38,40 @@ class LocaliseCLI(DeepconvCLI):
         return trainer
 
 
-def build_cli(argv: list[str]) -> LocaliseCLI:
+class CheckedLocaliseCLI(ParseOnly, LocaliseCLI):
+    """LocaliseCLI that only parses (see ParseOnly)."""
+
+
+def build_cli(argv: list[str], parse_only: bool = False) -> LocaliseCLI:
     for message in ("LightningCLI's args parameter is intended", "Checkpoint directory .* exists and is not empty",
                     "You have overridden `on_after_batch_transfer`", ".*isinstance\\(treespec, LeafSpec\\)"):
         warnings.filterwarnings("ignore", message=message)
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
-    return LocaliseCLI(LocaliserModule, LocaliseData, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,
-                       trainer_class=DeepconvTrainer,  # precision: auto, as `deepconv train`
-                       seed_everything_default=0, save_config_kwargs={"overwrite": True},
-                       parser_kwargs={"exit_on_error": False, "prog": "deepconv localise fit"})
+    cli_class = CheckedLocaliseCLI if parse_only else LocaliseCLI
+    return cli_class(LocaliserModule, LocaliseData, run=False, args=argv, trainer_defaults=TRAINER_DEFAULTS,
+                     trainer_class=DeepconvTrainer,  # precision: auto, as `deepconv train`
+                     seed_everything_default=0, save_config_kwargs={"overwrite": True},
+                     parser_kwargs={"exit_on_error": False, "prog": "deepconv localise fit"})
 
 
-def main(argv: list[str]) -> int:
+def localiser_argv(argv: list[str]) -> list[str]:
+    """`--init-from CKPT` (required unless help is asked) becomes the module's `--model.init_from`."""
     parser = OneLineParser(prog="deepconv localise fit", add_help=False)
     parser.add_argument("--init-from", "--init_from", dest="init_from")
     opts, rest = parser.parse_known_args(argv)
     asks_only = any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv)
     if not opts.init_from and not asks_only:
         raise usage("localise fit needs --init-from CKPT (the classification checkpoint, trained at the same S)")
-    cli = build_cli(rest + ([f"--model.init_from={opts.init_from}"] if opts.init_from else []))
+    return rest + ([f"--model.init_from={opts.init_from}"] if opts.init_from else [])
+
+
+def parse(argv: list[str]):
+    """The configuration `main` trains with, parsed and checked by its LightningCLI parser; nothing built."""
+    return build_cli(localiser_argv(argv), parse_only=True).config
+
+
+def main(argv: list[str]) -> int:
+    cli = build_cli(localiser_argv(argv))
     trainer = cli.trainer
     ckpt = resume_checkpoint(cli.run_dir, report=trainer.is_global_zero) if cli.config.get("resume") else None
     if ckpt:
