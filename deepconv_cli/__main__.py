@@ -20,9 +20,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recipe": ("deepconv_cli.cli.recipe", "run a chain of stages (train, fine-tune, evaluate, export) resumably"),
     "benchmark": ("deepconv_cli.cli.benchmark", "measure loader, training step and evaluation speed"),
     "compare": ("deepconv_cli.cli.compare", "one table of finished runs: parameters, val error, training time"),
-    "models": ("deepconv_cli.cli.models", "list the architectures (or one network's layers): weight layers, parameters, FLOPs"),
+    "models": (
+        "deepconv_cli.cli.models", "list the architectures (or one network's layers): weight layers, parameters, FLOPs"
+    ),
     "stats": ("deepconv_cli.cli.stats", "compute and cache mean RGB and PCA colour statistics of a train/ folder"),
-    "features": ("deepconv_cli.cli.features", "Appendix B image descriptors of a folder, for linear SVMs and retrieval"),
+    "features": (
+        "deepconv_cli.cli.features", "Appendix B image descriptors of a folder, for linear SVMs and retrieval"
+    ),
     "linear-svm": ("deepconv_cli.cli.linear_svm", "linear SVMs on descriptors: mean class recall or mean AP"),
     "similar": ("deepconv_cli.cli.similar", "the images nearest to a query image by descriptor"),
     "localise": ("deepconv_cli.cli.localise", "object localisation (Appendix A): fit, evaluate, predict SCR/PCR boxes"),

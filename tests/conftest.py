@@ -22,7 +22,8 @@ def digits_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_ckpt(digits_dir, tmp_path_factory) -> Path:
-    """best.ckpt of the quickstart narrow VGG-A recipe, trained as the recipe says (30 epochs, about 40 s on 2 idle CPU cores)."""
+    """best.ckpt of the quickstart narrow VGG-A recipe, trained as the recipe says
+    (30 epochs, about 40 s on 2 idle CPU cores)."""
     run_dir = tmp_path_factory.mktemp("run_a")
     code = deepconv(
         ["train", "-c", str(QUICKSTART_A), f"--data.data_dir={digits_dir}", f"--trainer.default_root_dir={run_dir}",

@@ -25,7 +25,8 @@ def test_help_lists_every_subcommand_without_importing_lightning():
     for name in COMMANDS:
         assert name in out.stdout
     probe = "import sys; from deepconv_cli.__main__ import main; main(['--help']); print('lightning' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip().endswith("False")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().endswith("False")
 
 
 def test_unknown_command_is_a_usage_error(capsys):

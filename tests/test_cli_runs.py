@@ -64,7 +64,9 @@ def test_stops_at_the_plateau_after_the_last_drop_and_says_so_truly_then_stays_f
     assert digest(run) == before  # metrics.csv, config.yaml, checkpoints, curves.png: all as they were
 
 
-def test_smaller_max_epochs_is_one_line_larger_extends_and_the_best_survives_a_moved_folder(tiny_tree, tmp_path, capsys):
+def test_smaller_max_epochs_is_one_line_larger_extends_and_the_best_survives_a_moved_folder(
+    tiny_tree, tmp_path, capsys
+):
     first = tmp_path / "first"
     assert deepconv(args(tiny_tree, first, 2)) == 0
     config = (first / "config.yaml").read_bytes()

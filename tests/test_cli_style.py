@@ -58,7 +58,9 @@ def test_dashed_spellings_flags_and_repeated_lists_are_hidden_aliases():
             "--skip-bad-images", "--num-workers=0", "--method", "10-crop"]
     options = parse_options(evaluate, argv, "deepconv evaluate")
     assert options["ckpt"] == ["a.ckpt", "b.ckpt"]
-    assert (options["batch_size"], options["flip"], options["skip_bad_images"], options["num_workers"]) == (8, False, True, 0)
+    assert (options["batch_size"], options["flip"], options["skip_bad_images"], options["num_workers"]) == (
+        8, False, True, 0
+    )
     assert options["method"] == "10-crop"
     same = parse_options(evaluate, ["--ckpt=[a.ckpt,b.ckpt]", "--data=val", "--batch_size=8", "--flip=false",
                                     "--skip_bad_images", "true", "--num_workers", "0", "--method=10-crop"], "x")

@@ -163,8 +163,8 @@ def test_every_registered_architecture_gives_descriptors(arch, tmp_path):
     width = 1.0 if arch == "lenet5" else 0.125  # LeNet-5's connection table fixes its width
     model = build(arch, num_classes=2, width=width, init="glorot").eval()
     crop = model.crop_size
-    meta = ModelMeta(arch=arch, num_classes=2, classes=["a", "b"], width=width, crop_size=crop, dropout=None, s_min=crop,
-                     s_max=crop)
+    meta = ModelMeta(arch=arch, num_classes=2, classes=["a", "b"], width=width, crop_size=crop, dropout=None,
+                     s_min=crop, s_max=crop)
     save_model_checkpoint(tmp_path / "m.ckpt", model, meta)
     for c in "ab":
         (tmp_path / "data" / c).mkdir(parents=True)

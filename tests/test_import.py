@@ -19,9 +19,13 @@ def timm_layout(state):
     out = {}
     for key, value in state.items():
         if key.startswith("classifier.0."):
-            key, value = "pre_logits.fc1." + key.split(".")[-1], value.reshape(-1, 512, 7, 7) if value.dim() > 1 else value
+            key, value = (
+                "pre_logits.fc1." + key.split(".")[-1], value.reshape(-1, 512, 7, 7) if value.dim() > 1 else value
+            )
         elif key.startswith("classifier.3."):
-            key, value = "pre_logits.fc2." + key.split(".")[-1], value.reshape(-1, 4096, 1, 1) if value.dim() > 1 else value
+            key, value = (
+                "pre_logits.fc2." + key.split(".")[-1], value.reshape(-1, 4096, 1, 1) if value.dim() > 1 else value
+            )
         elif key.startswith("classifier.6."):
             key = "head.fc." + key.split(".")[-1]
         out[key] = value

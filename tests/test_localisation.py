@@ -67,7 +67,8 @@ def tree(tmp_path):
 
 def test_voc_several_objects_and_missing_boxes(tree):
     root, samples = tree
-    write_voc(root / "boxes" / "cat" / "a.xml", [("cat", (1, 2, 10, 12)), ("dog", (0, 0, 5, 5)), ("cat", (20, 5, 40, 30))])
+    write_voc(root / "boxes" / "cat" / "a.xml",
+              [("cat", (1, 2, 10, 12)), ("dog", (0, 0, 5, 5)), ("cat", (20, 5, 40, 30))])
     write_voc(root / "boxes" / "cat" / "b.xml", [("n0123", (3, 3, 9, 9))])  # no object names the class: all used
     assert [n for n, _ in read_voc(root / "boxes" / "cat" / "a.xml")] == ["cat", "dog", "cat"]
     items, report = attach_boxes(samples, ["cat"], root / "boxes")

@@ -115,7 +115,8 @@ def test_flipped_pass_maps_boxes_back_from_the_mirror_image():
     f = 70 / 60
     whole = window_localiser(WindowNet(32, 32, 4, constant=[0.5, 0.5, 1.0, 1.0]), "scr")
     b = scale_boxes(whole, None, picture(), 70, [0], flip=True)[0][0]
-    want = [[(93 - 32 * c - 32) / f, 32 * r / f, (93 - 32 * c) / f, (32 * r + 32) / f] for r in range(2) for c in range(2)]
+    want = [[(93 - 32 * c - 32) / f, 32 * r / f, (93 - 32 * c) / f, (32 * r + 32) / f]
+            for r in range(2) for c in range(2)]
     torch.testing.assert_close(b, torch.tensor(want), atol=1e-4, rtol=0)
     right = window_localiser(WindowNet(32, 32, 4, constant=[0.75, 0.5, 0.25, 1.0]), "scr")
     b = scale_boxes(right, None, picture(), 70, [0], flip=True)[0][0, 0]

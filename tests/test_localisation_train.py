@@ -28,7 +28,8 @@ def localiser(boxes_dir, trained_ckpt, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("pcr")
     code = deepconv(["localise", "fit", "-c", str(PCR), "--init-from", str(trained_ckpt),
                      f"--data.data_dir={boxes_dir}", f"--trainer.default_root_dir={run}", "--trainer.max_epochs=8",
-                     "--data.s_min=48", "--data.s_max=48", "--data.num_workers=0", "--trainer.enable_progress_bar=false"])
+                     "--data.s_min=48", "--data.s_max=48", "--data.num_workers=0",
+                     "--trainer.enable_progress_bar=false"])
     assert code == 0
     return run / "best.ckpt"
 

@@ -28,8 +28,8 @@ def small_tree(digits_dir, tmp_path_factory) -> Path:
 
 
 def train_recipe(tmp_path: Path, data: Path, epochs: int = 60) -> Path:
-    args = [f"--data.data_dir={data}", "--data.num_workers=0", "--data.batch_size=20", "--trainer.num_sanity_val_steps=0",
-            "--trainer.enable_progress_bar=false", f"--trainer.max_epochs={epochs}"]
+    args = [f"--data.data_dir={data}", "--data.num_workers=0", "--data.batch_size=20",
+            "--trainer.num_sanity_val_steps=0", "--trainer.enable_progress_bar=false", f"--trainer.max_epochs={epochs}"]
     recipe = tmp_path / "chain.yaml"
     recipe.write_text(f"run_root: {tmp_path / 'runs'}\nstages:\n"
                       f"  - name: a\n    command: train\n    config: {QUICKSTART_A}\n    args: {json.dumps(args)}\n")

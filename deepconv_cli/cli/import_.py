@@ -1,4 +1,5 @@
-"""`deepconv import --from torchvision|timm WEIGHTS --out X.ckpt`: VGG weights from elsewhere as a deepconv checkpoint."""
+"""`deepconv import --from torchvision|timm WEIGHTS --out X.ckpt`:
+VGG weights from elsewhere as a deepconv checkpoint."""
 
 from typing import Literal
 

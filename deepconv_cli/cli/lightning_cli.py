@@ -196,7 +196,8 @@ def check_same_run(ckpt: Path, saved: dict, meta: ModelMeta) -> None:
         if getattr(saved_meta, key) != getattr(meta, key):
             raise usage(
                 f"{ckpt} belongs to another run ({key} differs: {str(getattr(saved_meta, key))[:60]} there, "
-                f"{str(getattr(meta, key))[:60]} here); choose another --trainer.default_root_dir or pass --resume false"
+                f"{str(getattr(meta, key))[:60]} here); choose another --trainer.default_root_dir "
+                "or pass --resume false"
             )
 
 

@@ -127,7 +127,9 @@ def suggestion(message: str, known: Iterable[str]) -> str:
     known = sorted(set(known))
     guesses = []
     words = re.findall(r"--[\w.\-]+", message)  # and a config file's key: "Group 'model' does not accept option 'x'"
-    words += [f"--{group}.{key}" for group, key in re.findall(r"Group '([\w.]+)' does not accept option '(\w+)'", message)]
+    words += [
+        f"--{group}.{key}" for group, key in re.findall(r"Group '([\w.]+)' does not accept option '(\w+)'", message)
+    ]
     for word in words:
         if word in known:
             continue

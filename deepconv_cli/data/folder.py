@@ -9,7 +9,10 @@ from torchvision.datasets import ImageFolder
 from deepconv_cli.data.images import IMAGE_EXTENSIONS, open_lazily, to_rgb
 from deepconv_cli.errors import usage
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageTree", "check_tree", "collect_images", "find_classes", "open_lazily", "to_rgb", "walk_images"]
+__all__ = [
+    "IMAGE_EXTENSIONS", "ImageTree", "check_tree", "collect_images", "find_classes", "open_lazily", "to_rgb",
+    "walk_images",
+]
 
 
 def walk_images(folder: str | Path, seen: set[str] | None = None) -> tuple[list[str], list[str]]:

@@ -12,9 +12,9 @@ Two implementations of the same crop:
   source pixels to whole pixels (a shift under half a source pixel, a scale within 1/128 of S) and resizes it
   with torch's vectorised uint8 antialiased bilinear kernel, about 2.5x faster than PIL's; JPEGs are decoded by
   libjpeg-turbo through simplejpeg straight into an array torch can view without a copy (PIL when simplejpeg
-  is not installed or the JPEG is CMYK, EXIF-rotated or damaged). Both decoders skip detail the crop would throw away (DCT
-  scaling by 1/2, 1/4, 1/8) when the image shrinks 2x or more; the finer 7/8..5/8 DCT scales are slower than
-  a full decode in libjpeg-turbo, so they are not used. `deepconv benchmark loader` measures the result.
+  is not installed or the JPEG is CMYK, EXIF-rotated or damaged). Both decoders skip detail the crop would throw
+  away (DCT scaling by 1/2, 1/4, 1/8) when the image shrinks 2x or more; the finer 7/8..5/8 DCT scales are slower
+  than a full decode in libjpeg-turbo, so they are not used. `deepconv benchmark loader` measures the result.
 """
 
 import random

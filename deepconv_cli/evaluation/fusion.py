@@ -29,8 +29,8 @@ def average(posteriors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def method_posteriors(
-    model: Classifier, images: list[dict[int, torch.Tensor]], scales: list[int], method: str, flip: bool, batch_size: int,
-    square: bool = False,
+    model: Classifier, images: list[dict[int, torch.Tensor]], scales: list[int], method: str, flip: bool,
+    batch_size: int, square: bool = False,
 ) -> torch.Tensor:
     """Posteriors (N, classes) of one single method (not fused), averaged over `scales`; `square`: crops come from
     the central Q x Q square (AlexNet's protocol, for networks trained on the central square)."""

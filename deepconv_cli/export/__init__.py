@@ -1,1 +1,2 @@
-"""Artefacts outside the training loop: TorchScript, ONNX and safetensors exports, and imported torchvision/timm weights."""
+"""Artefacts outside the training loop: TorchScript, ONNX and safetensors exports,
+and imported torchvision/timm weights."""

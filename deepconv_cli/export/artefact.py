@@ -46,7 +46,8 @@ def load_network(path: str | Path) -> tuple[Classifier, ModelMeta]:
 def load_artefact(path: str | Path, kind: str | None = None) -> Artefact:
     """Any model file as class-score function + metadata; exports run through their own runtime.
 
-    `kind` (checkpoint, torchscript, onnx or safetensors) overrides the detection, for files whose name says nothing (export's staged files).
+    `kind` (checkpoint, torchscript, onnx or safetensors) overrides the detection, for files whose name says
+    nothing (export's staged files).
     """
     path = existing_file(path, "model file")
     kind = kind or artefact_kind(path)

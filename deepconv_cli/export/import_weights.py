@@ -68,7 +68,9 @@ def _infer_arch(shapes: list[tuple[int, ...]], arch: str) -> str:
     matches = [a for a in candidates if [(o, i, k, k) for k, i, o in conv_specs(a)] == shapes]
     if arch == "auto":
         if not matches:
-            raise failure(f"{len(shapes)} convolutions of these shapes match none of the configs {', '.join(candidates)}")
+            raise failure(
+                f"{len(shapes)} convolutions of these shapes match none of the configs {', '.join(candidates)}"
+            )
         return matches[0]
     if arch not in matches:
         found = f"config {matches[0]}" if matches else f"{len(shapes)} convolutions matching no config"

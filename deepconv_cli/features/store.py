@@ -43,7 +43,9 @@ def describe(feats: Features) -> str:
     s = feats.settings
     if s.get("raw_pixels"):
         return f"raw pixels {s['raw_pixels']}x{s['raw_pixels']}"
-    nets = " + ".join(f"{net_name(n['arch'])} w{n['width']:g} Q={','.join(map(str, n['scales']))}" for n in s["networks"])
+    nets = " + ".join(
+        f"{net_name(n['arch'])} w{n['width']:g} Q={','.join(map(str, n['scales']))}" for n in s["networks"]
+    )
     return f"{nets} {s['aggregate']}" + ("" if s.get("flip", True) else " no-flip")
 
 

@@ -1,9 +1,9 @@
 """Bounding boxes for an image tree: one PASCAL VOC XML per image (the ILSVRC layout, DATA/boxes/<class>/<image>.xml,
 several <object>s allowed) or one CSV (path,class,x0,y0,x1,y1; paths relative to the CSV's folder).
 
-Coordinates are pixels of the upright picture (EXIF orientation applied), 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height. A malformed
-file or a box outside its image stops with one line naming the file, or is skipped and counted when
-`skip_bad` is set; images without any box are left out of localisation and counted.
+Coordinates are pixels of the upright picture (EXIF orientation applied), 0 <= x0 < x1 <= width and
+0 <= y0 < y1 <= height. A malformed file or a box outside its image stops with one line naming the file, or is
+skipped and counted when `skip_bad` is set; images without any box are left out of localisation and counted.
 """
 
 import csv
@@ -125,7 +125,9 @@ def attach_boxes(
                 check_box(box, size, where)
         except BadAnnotation as e:
             if not skip_bad:
-                raise failure(f"{e} (leave such images out with --skip-bad-images / --data.skip_bad_images true)") from None
+                raise failure(
+                    f"{e} (leave such images out with --skip-bad-images / --data.skip_bad_images true)"
+                ) from None
             report.bad.append(str(e))
             continue
         own = [box for name, box in objects if name == classes[label]] or [box for _, box in objects]

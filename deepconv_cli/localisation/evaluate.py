@@ -66,7 +66,10 @@ def run(ckpts: list[str], data: str, protocol: str, classifier: str | None = Non
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True) as bar:
         task = bar.add_task(protocol, total=len(items) * per_step)
-        step = lambda: bar.advance(task)
+
+        def step() -> None:
+            bar.advance(task)
+
         if protocol == "centre-gt":
             return [row(loc.name, [loc], protocol, centre_gt(loc, items, step=step)) for loc in locs], left_out
         if not classifier:

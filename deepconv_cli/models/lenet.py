@@ -73,7 +73,9 @@ class SparseConv(nn.Module):
                      * len(table[j]))]  # each connected weight's unit fan-in, in `weight` order
         self.weight = nn.Parameter(torch.empty(n))
         self.bias = nn.Parameter(torch.zeros(len(table)))
-        self.in_channels, self.out_channels, self.kernel_size, self.stride = in_channels, len(table), (kernel,) * 2, (1,)
+        self.in_channels, self.out_channels, self.kernel_size, self.stride = (
+            in_channels, len(table), (kernel,) * 2, (1,)
+        )
 
     def fan_in(self) -> torch.Tensor:
         """Each connected weight's unit fan-in (25 x the input maps its output map reads)."""

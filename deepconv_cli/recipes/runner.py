@@ -188,8 +188,8 @@ def run_stage(recipe: Recipe, stage: Stage, extra: tuple[str, ...] = ()) -> None
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = recipe.argv(stage)
     command = [sys.executable, "-m", "deepconv_cli", *argv, *extra]
-    # preexec_fn (PLW1509): the runner starts no threads of its own (torch, imported to check training stages, leaves one
-    # idle helper thread); the function only calls setpgid and prctl before exec
+    # preexec_fn (PLW1509): the runner starts no threads of its own (torch, imported to check training stages, leaves
+    # one idle helper thread); the function only calls setpgid and prctl before exec
     proc = subprocess.Popen(command, preexec_fn=_die_with_parent)  # noqa: PLW1509
     received: list[int] = []
 

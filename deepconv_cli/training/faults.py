@@ -110,7 +110,9 @@ def resume_checkpoint(run_dir: Path, report: bool = True) -> Path | None:
         if problem is None:
             return candidate
         if report:
-            print(f"warning: cannot resume from {candidate}: {problem}; trying the previous checkpoint", file=sys.stderr)
+            print(
+                f"warning: cannot resume from {candidate}: {problem}; trying the previous checkpoint", file=sys.stderr
+            )
     return None
 
 
@@ -159,7 +161,10 @@ class StopOnSignal(Callback):
         self._restore()
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        if (batch_idx + 1) % trainer.accumulate_grad_batches and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        if (
+            (batch_idx + 1) % trainer.accumulate_grad_batches
+            and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        ):
             return  # never stop between the micro-batches of one optimisation step
         if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
             return
