@@ -96,7 +96,7 @@ def test_smaller_max_epochs_is_one_line_larger_extends_and_the_best_survives_a_m
 
 def test_sigterm_writes_curves_and_the_resumed_run_keeps_every_epoch_once(tiny_tree, tmp_path, capsys):
     run = tmp_path / "run"
-    stop = '--trainer.callbacks+={"class_path": "test_cli_runs.SignalAtStep", "init_args": {"step": 7, "signum": 15}}'
+    stop = '--trainer.callbacks+={"class_path": "helpers.SignalAtStep", "init_args": {"step": 7, "signum": 15}}'
     assert deepconv([*args(tiny_tree, run, 3), stop]) == 143
     assert (run / "curves.png").stat().st_size > 0 and sorted(val_errors(run)) == [0]
     (run / "curves.png").unlink()
@@ -154,7 +154,7 @@ def test_full_help_is_titled_deepconv_and_has_the_trainer_options(capsys):
         deepconv(["fine-tune", "--help", "trainer"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert "deepconv fine-tune: train a VGG network" in out and "Lightning Trainer command line tool" not in out
+    assert "deepconv fine-tune: train a network" in out and "Lightning Trainer command line tool" not in out
     assert "--trainer.precision" in out and "--init_from" in out
 
 

@@ -68,7 +68,7 @@ def test_kill9_then_rerun_resumes_to_the_uninterrupted_result(small_tree, uninte
 def test_stop_signal_saves_the_step_and_exits_143_then_resumes(small_tree, tmp_path, capsys, signum):
     run_dir = tmp_path / "run"
     stop = (
-        f'--trainer.callbacks+={{"class_path": "test_faults.SignalAtStep", '
+        f'--trainer.callbacks+={{"class_path": "helpers.SignalAtStep", '
         f'"init_args": {{"step": 7, "signum": {int(signum)}}}}}'
     )
     assert deepconv([*train_args(small_tree, run_dir), stop]) == 143

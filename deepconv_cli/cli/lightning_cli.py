@@ -51,7 +51,8 @@ from deepconv_cli.training.speed import DeepconvTrainer
 from deepconv_cli.training.throughput import EpochThroughput
 
 TRAINER_DEFAULTS = {"max_epochs": 74, "default_root_dir": "runs/default", "log_every_n_steps": 10}
-TITLE = "deepconv {command}: train a VGG network (the VGG paper, section 3.1) with Lightning's Trainer"
+TITLE = "deepconv {command}: train a network (VGG A-E, AlexNet, ZFNet, LeNet-5, NiN, GoogLeNet) with Lightning's " \
+    "Trainer"
 
 
 class DeepconvCLI(LightningCLI):

@@ -79,8 +79,9 @@ def start(argv: list[str], prog: str, fine_tune: bool = False):
 
 
 FINE_TUNE_SUMMARY = (
-    "Train a VGG network initialised from a trained checkpoint (section 3.1: deepening A -> B..E, S=256 -> 384 -> "
-    "[256,512]); everything `deepconv train` accepts is accepted. Optimizer, scheduler and epoch counters start "
+    "Train a network initialised from a trained checkpoint (VGG section 3.1: deepening A -> B..E, S=256 -> 384 -> "
+    "[256,512]; or the same architecture on new classes); everything `deepconv train` accepts is accepted. "
+    "Optimizer, scheduler and epoch counters start "
     "fresh; an interrupted run resumes from RUN_DIR/last.ckpt like `train`.")
 FINE_TUNE_OPTIONS = [
     ("--init_from CKPT", "the trained checkpoint (a shallower net for deepening, or the same architecture); required"),

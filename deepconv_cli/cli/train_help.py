@@ -90,8 +90,9 @@ def train_help(prog: str = "deepconv train", extra: list[tuple[str, str]] | None
     parts = [
         f"usage: {prog} [-c FILE] [--model.KEY VALUE] [--data.KEY VALUE] [--trainer.KEY VALUE] [--resume BOOL]",
         "",
-        summary or "Train a VGG network as in section 3.1 of the VGG paper (SGD with momentum, weight decay, "
-        "plateau learning-rate drops, scale jitter, PCA colour shift) with Lightning's Trainer.",
+        summary or "Train a network of the registry (`deepconv models`: VGG A-E, AlexNet, ZFNet, LeNet-5, NiN, "
+        "GoogLeNet) as in section 3.1 of the VGG paper (SGD with momentum, weight decay, plateau learning-rate "
+        "drops, scale jitter, PCA colour shift) with Lightning's Trainer.",
         "",
         "run:",
         _format(list(extra or []) + RUN_OPTIONS),
