@@ -71,6 +71,20 @@ def test_startup_benchmark_writes_a_speedup(tmp_path):
     assert all(row["unit"] == "s" and row["ours"] > 0 for row in result["comparisons"].values())
 
 
+def test_prepare_benchmark_times_scan_and_statistics_and_projects_them(tmp_path):
+    from deepconv_cli.benchmarks.prepare import projected_seconds
+
+    result = run_json(tmp_path, "prepare", "--data", str(tmp_path / "jpegs"), "--images", "6", "--runs", "1",
+                      "--cores", "4")
+    rows = result["comparisons"]
+    assert list(rows) == ["bad-image scan", "mean RGB + PCA statistics"]
+    scan, stats = rows["bad-image scan"], rows["mean RGB + PCA statistics"]
+    assert scan["unit"] == "img/s" and scan["baseline"] > 0 and stats["baseline"] > 0
+    # the projection is the one-process rates spread over 4 cores: 100,000 files scanned, 10,000 for statistics
+    assert scan["extra"]["projected_seconds_100k_files"] == pytest.approx(
+        projected_seconds(scan["baseline"], stats["baseline"], 4), abs=0.05)
+
+
 @pytest.mark.parametrize("args,message", [
     (["train", "--arch", "Z"], "unknown architecture"),
     (["loader", "--s_min", "100"], "crop <= s_min"),

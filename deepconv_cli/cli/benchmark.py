@@ -1,4 +1,5 @@
-"""`deepconv benchmark loader|train|evaluate|startup`: medians of timed runs beside a baseline, as a table and JSON."""
+"""`deepconv benchmark loader|train|evaluate|startup|prepare`: medians of timed runs beside a baseline, as a table
+and JSON."""
 
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -159,6 +160,35 @@ def startup(runs: int = 5, only: str | None = None, json: str | None = None) -> 
     _finish("startup", benchmark_startup(runs, chosen), json, {"runs": runs, "only": only})
 
 
+def prepare(data: str | None = None, images: int = 512, workers: int = 2, runs: int = 3, cores: int = 16,
+            json: str | None = None) -> None:
+    """Time to the data: images/s of the bad-image scan and of the mean RGB / PCA statistics that a new training
+    folder costs before its first step, with worker processes beside one process, and the projected seconds for
+    100,000 new files on CORES cores (target: <= 60 s on 16).
+
+    Args:
+        data: folder for the synthetic 500x375 quality-90 JPEGs (made if missing, reused if present);
+            default a temporary folder.
+        images: JPEGs timed.
+        workers: worker processes (as `--data.num_workers` gives training).
+        runs: timed runs per side (the median is reported).
+        cores: cores the projection is made for.
+        json: also write the results to this JSON file.
+    """
+    from deepconv_cli.benchmarks.prepare import benchmark_prepare
+
+    _positive(images=images, workers=workers, runs=runs, cores=cores)
+    settings = {"images": images, "workers": workers, "runs": runs, "cores": cores}
+    if data:
+        results = benchmark_prepare(Path(data), images, workers, runs, cores)
+    else:
+        with TemporaryDirectory(prefix="deepconv-bench-") as tmp:
+            results = benchmark_prepare(Path(tmp), images, workers, runs, cores)
+    _finish("prepare", results, json, settings)
+    print(f"projected for 100,000 new files on {cores} cores (one-process rates x cores): "
+          f"{results[0].extra['projected_seconds_100k_files']:.0f} s")
+
+
 def main(argv: list[str]) -> int:
-    run_function([loader, train, evaluate, startup], argv, "deepconv benchmark")
+    run_function([loader, train, evaluate, startup, prepare], argv, "deepconv benchmark")
     return 0

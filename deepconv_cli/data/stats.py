@@ -43,7 +43,8 @@ def _chunk_sums(paths: list[str]) -> tuple[np.ndarray, np.ndarray, int] | str:
     return total, outer, count
 
 
-def compute_stats(files: list[str], max_images: int = 10000, progress: bool = True, workers: int = 0) -> dict:
+def compute_stats(files: list[str], max_images: int = 10000, progress: bool = True, workers: int = 0,
+                  parallel_min: int = PARALLEL_MIN) -> dict:
     """Per-pixel RGB mean (0..255) and covariance eigenpairs (0..1 units) over up to `max_images` images.
 
     Images are taken evenly spaced over the sorted list, so the result is deterministic. Every pixel of every
@@ -55,7 +56,7 @@ def compute_stats(files: list[str], max_images: int = 10000, progress: bool = Tr
     total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
     with Progress(disable=not progress, transient=True) as bar, ExitStack() as stack:
         task = bar.add_task("mean RGB + PCA", total=len(chosen))
-        if workers > 1 and len(chosen) >= PARALLEL_MIN:
+        if workers > 1 and len(chosen) >= parallel_min:
             # spawn, not fork: the caller may hold CUDA or process-group threads
             pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("spawn")))
             results = pool.map(_chunk_sums, chunks)
