@@ -84,6 +84,20 @@ def test_a_mixed_batch_keeps_order_and_labels(tmp_path, digits_dir):
     assert crops[0].float().std() > 5 and crops[2].float().std() > 5  # JPEG crops were made, not left at zero
 
 
+def test_bf16_input_conversion_leaves_the_crop_parameters_exact(tmp_path):
+    """Lightning's bf16-true plugin casts every float tensor of a batch, dataclass fields included; bf16 holds
+    integers exactly only up to 256, so S = 377 as a tensor would become 376. The parameters must come through."""
+    from lightning.pytorch.plugins.precision import HalfPrecision
+
+    jpeg = _jpeg(tmp_path, 640, 480)
+    random.seed(3)
+    batch = collate([(DeferredTrainCrop(256, 512, 224)(open_lazily(jpeg)), 0)])
+    before = [tuple(p) for p in batch.params]
+    as_bf16 = torch.tensor(before[0][:3]).bfloat16().double().tolist()
+    assert as_bf16 != list(before[0][:3])  # these draws are ones bf16 would change
+    assert HalfPrecision("bf16-true").convert_input(batch).params == before
+
+
 def _jpeg_tree(tmp_path: Path, digits_dir: Path) -> Path:
     """The digits as JPEGs (40 per class in train, 10 in val), 96x96: boxes of >= 64 pixels, which the device path
     takes (smaller ones take the CPU path)."""

@@ -73,7 +73,9 @@ class DeferredBatch:
     labels: torch.Tensor
     jpegs: list[torch.Tensor]
     index: torch.Tensor  # position of each JPEG crop in the batch
-    params: torch.Tensor  # (K, 4) float64: S, left, top, flip
+    # S, left, top, flip per JPEG crop: Python floats, never a tensor, so that a precision plugin's input
+    # conversion (bf16-true, 16-true cast every float tensor of a batch, dataclass fields included) cannot round them
+    params: list[tuple[float, float, float, bool]]
 
     def to(self, device, **kwargs) -> "DeferredBatch":
         return DeferredBatch(self.crops.to(device, **kwargs), self.labels.to(device, **kwargs), self.jpegs,
@@ -109,7 +111,7 @@ def collate(samples: list[tuple[JpegCrop | torch.Tensor, int]]) -> DeferredBatch
     return DeferredBatch(
         crops, torch.tensor([y for _, y in samples]), [samples[i][0].data for i in jpeg],
         torch.tensor(jpeg, dtype=torch.long),
-        torch.tensor([samples[i][0].params for i in jpeg], dtype=torch.float64).reshape(-1, 4),
+        [samples[i][0].params for i in jpeg],
     )
 
 
@@ -139,16 +141,17 @@ def _decode(jpegs: list[torch.Tensor], device: torch.device) -> list[torch.Tenso
         return [img.to(device) for img in decode_jpeg(jpegs, mode=ImageReadMode.RGB)]
 
 
-def crops_from_jpegs(jpegs: list[torch.Tensor], params: torch.Tensor, crop: int, device) -> torch.Tensor:
+def crops_from_jpegs(jpegs: list[torch.Tensor], params: list[tuple[float, float, float, bool]], crop: int,
+                     device) -> torch.Tensor:
     """Decode `jpegs` (host byte tensors) on `device` in one call and make each (S, left, top, flip) crop there:
     uint8 (K, 3, crop, crop). The resize runs in float32 and rounds (CUDA has no uint8 antialiased kernel), so
     the same code is what a CPU test exercises."""
     images = _decode(jpegs, torch.device(device))
     out = torch.empty(len(images), 3, crop, crop, dtype=torch.float32, device=device)
-    for k, (img, (s, left, top, _)) in enumerate(zip(images, params.tolist(), strict=True)):
+    for k, (img, (s, left, top, _)) in enumerate(zip(images, params, strict=True)):
         height, width = img.shape[1:]
         x0, y0, side = crop_box(height, width, s, left, top, crop)
         box = img[None, :, y0 : y0 + side, x0 : x0 + side].float()
         out[k] = F.interpolate(box, size=(crop, crop), mode="bilinear", antialias=True)[0]
-    flips = params[:, 3].bool().view(-1, 1, 1, 1).to(out.device)  # the whole batch at once, not per image
+    flips = torch.tensor([bool(p[3]) for p in params], device=out.device).view(-1, 1, 1, 1)  # the batch at once
     return torch.where(flips, out.flip(-1), out).round_().clamp_(0, 255).to(torch.uint8)
