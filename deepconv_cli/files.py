@@ -141,14 +141,20 @@ def staged_folder(path: str | Path) -> Iterator[Path]:
     target = Path(path)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise DeepconvError(f"{target} already exists and is not an empty folder", USAGE)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as e:
+        raise WriteError(f"cannot write {target}: {e.strerror or reason(e)}", FAILURE) from None
     try:
         yield staging
-        staging.chmod(0o777 & ~_umask())  # mkdtemp's folder is private (0700); the result gets the usual mode
-        if target.exists():
-            target.rmdir()
-        staging.rename(target)
+        try:
+            staging.chmod(0o777 & ~_umask())  # mkdtemp's folder is private (0700); the result gets the usual mode
+            if target.exists():
+                target.rmdir()
+            staging.rename(target)
+        except OSError as e:
+            raise WriteError(f"cannot write {target}: {e.strerror or reason(e)}", FAILURE) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

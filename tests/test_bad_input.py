@@ -125,3 +125,15 @@ def test_bad_config_is_one_line_exit_2(odd_tree, tmp_path, capsys, yaml_text, ex
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("deepconv train:")]
     assert len(err) == 1 and expected in err[0]
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").glob("*.ckpt"))
+
+
+def test_a_command_without_its_action_and_an_unwritable_dataset_folder_are_one_line(tmp_path, capsys):
+    assert deepconv(["recipe"]) == 2 and deepconv(["benchmark"]) == 2
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert deepconv(["data", "digits", str(blocker / "digits")]) == 1  # its parent is a file: cannot be made
+    err = capsys.readouterr().err
+    assert "choose one of: run" in err and "Traceback" not in err
+    lines = [line for line in err.splitlines() if "cannot write" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"deepconv data: error: cannot write {blocker / 'digits'}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no staging folder left behind

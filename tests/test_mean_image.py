@@ -97,3 +97,15 @@ def test_training_with_the_mean_image_carries_it_to_evaluation_and_onnx(mean_ima
 
     again, _ = load_network(weights)
     assert torch.equal(again.normalize.mean_image, model.normalize.mean_image)
+
+
+def test_a_damaged_mean_image_cache_is_recomputed(tmp_path):
+    from deepconv_cli.data.mean_image import load_or_compute_mean_image
+
+    Image.new("RGB", (30, 20), (7, 8, 9)).save(tmp_path / "a.png")
+    cache = tmp_path / MEAN_IMAGE_FILE.format(size=16)
+    for damage in (b"", b"PK\x03\x04 not a zip"):
+        cache.write_bytes(damage)
+        mean = load_or_compute_mean_image([str(tmp_path / "a.png")], 16, tmp_path, None, 10)
+        assert np.allclose(mean, np.array([7, 8, 9]).reshape(3, 1, 1), atol=1e-3)
+        assert cache.stat().st_size > 100  # rewritten whole

@@ -231,8 +231,10 @@ def run_function(functions: Callable | list[Callable], argv: list[str], prog: st
 
     Required parameters are positional (`deepconv stats DATA_DIR`), the others options (`--max_images N`).
     """
-    if isinstance(functions, list) and (not argv or argv[0] in ("-h", "--help")):
+    if isinstance(functions, list) and argv[:1] in ([], ["-h"], ["--help"]):
         _list_functions(functions, prog)
+        if not argv:
+            raise usage(f"choose one of: {', '.join(f.__name__ for f in functions)}")
         return None
     function, kwargs = parse_function(functions, argv, prog)
     return function(**kwargs)

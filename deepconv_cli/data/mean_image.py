@@ -7,6 +7,7 @@ over up to `max_images` training images, evenly spaced over the sorted file list
 subtracts it from its input (`InputNorm`), resampled to the input's size.
 """
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def load_or_compute_mean_image(files: list[str], size: int, folder: Path, fallba
             with np.load(path) as cached:
                 if str(cached["key"]) == key:
                     return cached["mean"]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent or damaged: recompute
             continue
     mean = compute_mean_image(files, size, max_images)
     for path in candidates:

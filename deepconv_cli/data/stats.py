@@ -59,6 +59,7 @@ def compute_stats(files: list[str], max_images: int = 10000, progress: bool = Tr
         if workers > 1 and len(chosen) >= parallel_min:
             # spawn, not fork: the caller may hold CUDA or process-group threads
             pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("spawn")))
+            stack.callback(pool.shutdown, cancel_futures=True)  # a bad image or ^C: drop the chunks not started
             results = pool.map(_chunk_sums, chunks)
         else:
             results = map(_chunk_sums, chunks)
