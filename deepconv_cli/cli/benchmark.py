@@ -178,6 +178,8 @@ def prepare(data: str | None = None, images: int = 512, workers: int = 2, runs: 
     from deepconv_cli.benchmarks.prepare import benchmark_prepare
 
     _positive(images=images, workers=workers, runs=runs, cores=cores)
+    if workers < 2:
+        raise usage(f"--workers must be at least 2 (one process is the baseline), got {workers}")
     settings = {"images": images, "workers": workers, "runs": runs, "cores": cores}
     if data:
         results = benchmark_prepare(Path(data), images, workers, runs, cores)

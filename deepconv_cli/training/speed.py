@@ -15,8 +15,8 @@ from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
 
 # dense (no sparsity) bf16 tensor-core peaks in TFLOP/s of the GPUs we know, by the words of their CUDA names;
 # MFU is measured against these
-PEAK_BF16_TFLOPS = {"H100": 989.4, "H100 PCIE": 756.0, "H200": 989.4, "GH200": 989.4, "A100": 312.0,
-                    "L40S": 362.0, "L4": 121.0, "A10": 125.0}
+PEAK_BF16_TFLOPS = {"H100": 989.4, "H100 PCIE": 756.0, "H100 NVL": 835.0, "H200": 989.4, "H200 NVL": 835.0,
+                    "GH200": 989.4, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
 CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
 FORK_STRATEGIES = ("fork", "notebook")  # strategies that fork after the Trainer is built: CUDA must stay untouched
 
