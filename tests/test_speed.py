@@ -64,7 +64,8 @@ def test_imagenet_recipes_carry_the_speed_settings():
 
 
 @pytest.mark.parametrize(("name", "peak"), [
-    ("NVIDIA H100 80GB HBM3", 989.4), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H100 NVL", 835.0), ("NVIDIA A100-SXM4-80GB", 312.0),
+    ("NVIDIA H100 80GB HBM3", 989.4), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H100 NVL", 835.0),
+    ("NVIDIA A100-SXM4-80GB", 312.0),
     ("NVIDIA A10", 125.0), ("NVIDIA L40S", 362.0), ("Tesla V100-SXM2-16GB", None), ("", None), (None, None),
 ])
 def test_gpu_peaks_come_from_the_table_by_name(name, peak):
