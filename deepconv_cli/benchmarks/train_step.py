@@ -199,12 +199,12 @@ def _options(arch, width, crop, classes, batch_size, steps, runs, device, compil
     rate = batch_size / median(fast)
     extra = {"precision": fast_precision, "batch size": batch_size, "device": str(device),
              "model TFLOP/s": round(rate * flops / 1e12, 3)}
-    peak = peak_tflops() if device.type == "cuda" else None
-    if peak:
-        extra["model FLOP utilisation"] = f"{100 * rate * flops / 1e12 / peak:.1f}% of {peak} TFLOP/s bf16"
+    utilisation = mfu(rate, arch, crop, width, classes) if device.type == "cuda" else None
+    if utilisation is not None:
+        extra["model FLOP utilisation"] = f"{100 * utilisation:.1f}% of {peak_tflops()} TFLOP/s bf16"
     return Comparison(
         name="speed options", unit="images/s", ours=rate, baseline=batch_size / median(plain),
         ours_label="NHWC + bf16" + (" + compile" if compile else ""), baseline_label="NCHW fp32",
         higher_is_better=True, runs=runs, target="VGG-16 on one H100 >= 5,000 img/s", extra=extra,
-        mfu=mfu(rate, arch, crop, width, classes) if device.type == "cuda" else None,
+        mfu=utilisation,
     )
