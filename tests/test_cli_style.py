@@ -12,8 +12,8 @@ from deepconv_cli.__main__ import COMMANDS as ALL_COMMANDS
 from deepconv_cli.__main__ import main
 from deepconv_cli.cli.evaluate import Method, evaluate
 from deepconv_cli.cli.options import parse_options
-from deepconv_cli.cli.threads import intra_op_threads, workers_warning
 from deepconv_cli.errors import DeepconvError
+from deepconv_cli.training.resources import intra_op_threads, workers_warning
 
 # each subcommand with the arguments that make it reach option parsing
 COMMANDS = {

@@ -9,7 +9,7 @@ from deepconv_cli.errors import usage
 
 
 def _device(name: str):
-    from deepconv_cli.evaluation.runner import pick_device
+    from deepconv_cli.training.resources import pick_device
 
     return pick_device(name)
 
@@ -154,10 +154,11 @@ def startup(runs: int = 5, only: str | None = None, json: str | None = None) -> 
         json: also write the results to this JSON file.
     """
     from deepconv_cli.benchmarks.startup import benchmark_startup
+    from deepconv_cli.cli.commands import COMMANDS, HELP_ACTIONS
 
     _positive(runs=runs)
     chosen = [part.strip() for part in only.split(",") if part.strip()] if only else None
-    _finish("startup", benchmark_startup(runs, chosen), json, {"runs": runs, "only": only})
+    _finish("startup", benchmark_startup(runs, [*COMMANDS, *HELP_ACTIONS], chosen), json, {"runs": runs, "only": only})
 
 
 def prepare(data: str | None = None, images: int = 512, workers: int = 2, runs: int = 3, cores: int = 16,

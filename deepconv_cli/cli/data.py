@@ -36,8 +36,9 @@ def parse(argv: list[str]) -> dict:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["digit-boxes"]:  # the localisation set (Appendix A): deepconv_cli/localisation/digit_boxes.py
-        from deepconv_cli.localisation.digit_boxes import main as digit_boxes
+        from deepconv_cli.localisation.digit_boxes import digit_boxes
 
-        return digit_boxes(argv[1:])
+        run_function(digit_boxes, argv[1:], "deepconv data digit-boxes")
+        return 0
     run_function(data, argv, "deepconv data")
     return 0

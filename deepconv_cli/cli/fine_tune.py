@@ -52,9 +52,9 @@ def main(argv: list[str]) -> int:
     existing_file(init_from, "checkpoint")
     from rich.console import Console
 
-    from deepconv_cli.cli.lightning_cli import fit
     from deepconv_cli.models.checkpoint import load_model
     from deepconv_cli.models.deepen import initialise_from
+    from deepconv_cli.training.run import fit
 
     source, source_meta = load_model(init_from)
     target = cli.model.model

@@ -158,7 +158,7 @@ ACTIONS = {"evaluate": (evaluate, None), "predict": (predict, ("paths", "image f
 def parse(argv: list[str]) -> object:
     """The options `main` runs `localise ACTION` with, parsed from `argv` (nothing run: recipes check stages so)."""
     if argv[:1] == ["fit"]:
-        from deepconv_cli.localisation.fit import parse as parse_fit
+        from deepconv_cli.cli.localise_fit import parse as parse_fit
 
         return parse_fit(argv[1:])
     if argv[:1] and argv[0] in ACTIONS:
@@ -172,7 +172,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0 if argv else 2
     if argv[0] == "fit":
-        from deepconv_cli.localisation.fit import main as fit_main
+        from deepconv_cli.cli.localise_fit import main as fit_main
 
         return fit_main(argv[1:])
     kwargs = parse(argv)

@@ -12,12 +12,11 @@ import argparse
 import difflib
 import inspect
 import json
-import re
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Union, get_args, get_origin
 
-from deepconv_cli.errors import usage
+from deepconv_cli.errors import one_line_usage, usage
 
 BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off"}
 Positional = tuple[str, str]
@@ -99,17 +98,6 @@ def normalise_argv(argv: list[str], kinds: dict[str, str], aliases: dict[str, st
     return out
 
 
-def underscore_names(argv: list[str]) -> list[str]:
-    """`--data.batch-size 8` -> `--data.batch_size 8` (every option name; values untouched): LightningCLI's rule."""
-    out = []
-    for arg in argv:
-        if arg.startswith("--") and arg != "--":
-            name, eq, value = arg.partition("=")
-            arg = "--" + name[2:].replace("-", "_") + eq + value
-        out.append(arg)
-    return out
-
-
 def _list_items(value: str) -> list[str]:
     if value.startswith("["):
         try:
@@ -120,35 +108,6 @@ def _list_items(value: str) -> list[str]:
             pass
         return [v.strip() for v in value.strip("[]").split(",") if v.strip()]
     return [value]
-
-
-def suggestion(message: str, known: Iterable[str]) -> str:
-    """' (did you mean --x?)' for the unknown options named in a parser's `message`, or ''."""
-    known = sorted(set(known))
-    guesses = []
-    words = re.findall(r"--[\w.\-]+", message)  # and a config file's key: "Group 'model' does not accept option 'x'"
-    words += [
-        f"--{group}.{key}" for group, key in re.findall(r"Group '([\w.]+)' does not accept option '(\w+)'", message)
-    ]
-    for word in words:
-        if word in known:
-            continue
-        close = difflib.get_close_matches(word.replace("-", "_").replace("__", "--", 1), known, n=1, cutoff=0.6)
-        if close and close[0] not in guesses:
-            guesses.append(close[0])
-    return f" (did you mean {' or '.join(guesses)}?)" if guesses else ""
-
-
-def one_line_usage(error: BaseException, known: Iterable[str], prog: str):
-    """The DeepconvError (exit 2) for a parser's error: one line, the nearest option suggested."""
-    known = list(known)
-    message = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
-    required = re.search(r"required: (.*)$", message)
-    if required:  # jsonargparse names a missing option by its key: show it as it is typed
-        names = [n.strip() for n in required.group(1).split(",")]
-        typed = [f"--{n}" if f"--{n}" in known else n for n in names]
-        message = message[: required.start(1)] + ", ".join(typed)
-    return usage(f"{message}{suggestion(message, known)} (see `{prog} --help`)")
 
 
 def _argument_help(function: Callable) -> dict[str, str]:
