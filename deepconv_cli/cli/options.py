@@ -63,6 +63,10 @@ def normalise_argv(argv: list[str], kinds: dict[str, str], aliases: dict[str, st
         if (not arg.startswith("--") and name not in aliases) or arg == "--":  # short aliases such as -k pass
             out.append(arg)
             continue
+        if aliases.get(name) == "":  # an option spelling of a positional: `--name D` is `D`
+            if eq:
+                out.append(value)
+            continue
         if name in aliases:
             name, _, fixed = aliases[name].partition("=")
             if fixed and not eq:
@@ -126,8 +130,9 @@ def parse_options(
     """Keyword arguments for `function` from `argv`, parsed the one deepconv way (see the module docstring).
 
     `aliases` maps extra hidden spellings to an option (`{"--from": "--source"}`), optionally with a fixed value
-    (`{"--json": "--json_output=true"}`). `positional` = (parameter, help), or a list of them: parameters given
-    without an option name; a list-typed one takes one or more values.
+    (`{"--json": "--json_output=true"}`), or to "" for an option spelling of a positional (`{"--name": ""}`).
+    `positional` = (parameter, help), or a list of them: parameters given without an option name; a list-typed
+    one takes one or more values; one with a default may be left out.
     """
     from jsonargparse import ActionConfigFile, ArgumentParser
 
@@ -141,10 +146,14 @@ def parse_options(
     parameters = inspect.signature(function).parameters
     helps = _argument_help(function)
     for name, text in positionals:
-        annotation = parameters[name].annotation
+        annotation, default = parameters[name].annotation, parameters[name].default
         many = _kind(annotation) == "list"
         kind = str if many or annotation is inspect.Parameter.empty else annotation
-        parser.add_argument(name, nargs="+" if many else None, type=kind, help=text or helps.get(name))
+        if default is inspect.Parameter.empty:
+            parser.add_argument(name, nargs="+" if many else None, type=kind, help=text or helps.get(name))
+        else:  # a positional that may be left out (`deepconv models [NAME]`)
+            parser.add_argument(name, nargs="*" if many else "?", type=kind, default=default,
+                                help=text or helps.get(name))
     parser.add_function_arguments(function, as_group=False, skip={name for name, _ in positionals})
     try:
         config = parser.parse_args(normalise_argv(argv, kinds, aliases)).as_dict()
@@ -160,29 +169,40 @@ def required_positionals(function: Callable) -> list[Positional]:
     return [(name, "") for name, p in inspect.signature(function).parameters.items() if p.default is p.empty]
 
 
+def action_name(function: Callable) -> str:
+    """The word that chooses `function` among several (`digit_boxes` -> digit-boxes)."""
+    return function.__name__.replace("_", "-")
+
+
 def _list_functions(functions: list[Callable], prog: str) -> None:
-    names = {f.__name__: f for f in functions}
-    lines = "\n".join(f"  {n:<10} {(inspect.getdoc(f) or '').splitlines()[0]}" for n, f in names.items())
+    names = {action_name(f): f for f in functions}
+    width = max(10, *map(len, names))
+    lines = "\n".join(f"  {n:<{width}} {(inspect.getdoc(f) or '').splitlines()[0]}" for n, f in names.items())
     print(f"usage: {prog} {{{','.join(names)}}} [options]   ({prog} NAME --help for its options)\n\n{lines}")
 
 
-def parse_function(functions: Callable | list[Callable], argv: list[str], prog: str) -> tuple[Callable, dict]:
+def parse_function(functions: Callable | list[Callable], argv: list[str], prog: str,
+                   aliases: dict[str, str] | None = None,
+                   positional: dict[str, list[Positional]] | None = None,
+                   others: tuple[str, ...] = ()) -> tuple[Callable, dict]:
     """The function `run_function` would call (one of several, chosen by the first word) and its arguments.
 
     Parsing only: nothing is run and no file is read but a `-c` config, so a recipe can check a stage's command
-    line before any stage starts.
+    line before any stage starts. `aliases` as for `parse_options`; `positional` names a function's positional
+    parameters (default: its required ones); `others` are words the caller handles itself (named in errors).
     """
     if isinstance(functions, list):
-        names = {f.__name__: f for f in functions}
+        names = {action_name(f): f for f in functions}
         if not argv or argv[0] not in names:
             close = difflib.get_close_matches(argv[0], names, n=1) if argv else []
             hint = f" (did you mean {close[0]}?)" if close else ""
             given = f" {argv[0]!r}" if argv else ": none given"
-            raise usage(f"unknown {prog}{given}{hint}; choose one of {', '.join(names)}")
+            raise usage(f"unknown {prog}{given}{hint}; choose one of {', '.join([*others, *names])}")
         function, argv, prog = names[argv[0]], argv[1:], f"{prog} {argv[0]}"
     else:
         function = functions
-    return function, parse_options(function, argv, prog, positional=required_positionals(function))
+    chosen = (positional or {}).get(function.__name__, required_positionals(function))
+    return function, parse_options(function, argv, prog, aliases, chosen)
 
 
 def run_function(functions: Callable | list[Callable], argv: list[str], prog: str) -> object:
@@ -193,7 +213,7 @@ def run_function(functions: Callable | list[Callable], argv: list[str], prog: st
     if isinstance(functions, list) and argv[:1] in ([], ["-h"], ["--help"]):
         _list_functions(functions, prog)
         if not argv:
-            raise usage(f"choose one of: {', '.join(f.__name__ for f in functions)}")
+            raise usage(f"choose one of: {', '.join(map(action_name, functions))}")
         return None
     function, kwargs = parse_function(functions, argv, prog)
     return function(**kwargs)
