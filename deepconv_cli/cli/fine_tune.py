@@ -39,7 +39,7 @@ def parse(argv: list[str]):
 
 def main(argv: list[str]) -> int:
     given = option_values(argv, "--init_from", "--init-from")
-    asks_only = wants_help(argv) or option_values(argv, "--print_config") or "--print_config" in argv
+    asks_only = wants_help(argv) or any(a.startswith("--print_config") for a in argv)
     if not given and not asks_only and not option_values(argv, "-c", "--config"):
         raise usage("fine-tune needs --init_from CKPT (a trained deepconv checkpoint)")
     for path in given:
