@@ -230,7 +230,8 @@ def benchmark_gpu(out: Path, size_name: str, device: torch.device, recipe: Path,
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     root = data or out / "jpegs"
-    make_tree(root, size.classes, size.per_class, size.val_per_class, size.short_side, workers)
+    if data is None:  # a given folder is used as it is, never written to
+        make_tree(root, size.classes, size.per_class, size.val_per_class, size.short_side, workers)
     _say(f"JPEGs ready under {root}", started)
     figures = loader_rates(root, size, workers, device)
     _say("loader measured", started)

@@ -204,7 +204,8 @@ def gpu(out: str | None = None, size: str = "full", allow_cpu: bool = False, dat
         out: folder for gpu.json, gpu.md, train.log and the generated JPEGs (OUT/jpegs, kept for reruns); required.
         size: full (the figures) or tiny (the same code path in seconds, for tests and CPU runs).
         allow_cpu: run on the CPU when no CUDA GPU is present (with --size tiny: checks the code path).
-        data: an ImageNet-like train/ + val/ folder to use instead of generating one.
+        data: an ImageNet-like train/ + val/ folder to use (read only) instead of generating OUT/jpegs; it needs
+            at least batch x (warm-up + timed) training images (256 x 55 at --size full).
         workers: loader processes; default: the cores available.
         recipe: the training recipe measured as shipped.
         peak_tflops: the device's dense bf16 peak for MFU; default: deepconv's table of GPUs (training/speed.py).
@@ -215,6 +216,8 @@ def gpu(out: str | None = None, size: str = "full", allow_cpu: bool = False, dat
         raise usage(f"--size must be full or tiny, got {size!r}")
     if workers is not None:
         _positive(workers=workers)
+    if data and not Path(data).is_dir():
+        raise usage(f"--data folder not found: {data}")
     recipe_path = Path(recipe)
     if not recipe_path.is_file():
         recipe_path = Path(__file__).resolve().parents[2] / recipe  # a source checkout run from elsewhere

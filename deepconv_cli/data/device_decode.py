@@ -21,7 +21,6 @@ torchvision 0.29 deprecates its image decoders in favour of TorchCodec (`torchco
 and CUDA); `_decode` is the one place to change once TorchCodec is a dependency.
 """
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -163,39 +162,29 @@ def aa_weights(sizes: torch.Tensor, out: int, width: int) -> torch.Tensor:
     return (w / w.sum(-1, keepdim=True)).float()
 
 
-@contextmanager
-def _exact_fp32():
-    """CUDA matrix products in full fp32 (not TF32) while the crops are resized: TF32's 10-bit mantissa would move
-    pixels by a grey level."""
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
-
-
 def resize_boxes(boxes: list[torch.Tensor], crop: int, flips: list[bool]) -> torch.Tensor:
     """Square uint8 boxes (3, side_k, side_k) on one device -> float32 (K, 3, crop, crop), each resized as
     `F.interpolate(box, crop, "bilinear", antialias=True)` and mirrored where flips[k], in a few batched matrix
     products: out_k = Wy_k @ box_k @ Wx_k^T with the separable resize's weight matrices (the mirror folded into
-    Wx_k). Boxes are sorted by side and resized RESIZE_GROUP at a time, zero-padded to the group's largest side."""
+    Wx_k). Boxes are sorted by side and resized RESIZE_GROUP at a time, zero-padded to the group's largest side.
+
+    The products run in full fp32, torch's default on CUDA; with TF32 matrix products turned on
+    (`torch.set_float32_matmul_precision("high")`) a pixel may move by a grey level."""
     device = boxes[0].device
     sides = torch.tensor([b.shape[-1] for b in boxes])
     order = sides.argsort().tolist()
     out = torch.empty(len(boxes), 3, crop, crop, dtype=torch.float32, device=device)
-    with _exact_fp32():
-        for start in range(0, len(order), RESIZE_GROUP):
-            group = order[start : start + RESIZE_GROUP]
-            width = int(sides[group[-1]])
-            padded = torch.zeros(len(group), 3, width, width, dtype=torch.float32, device=device)
-            for k, g in enumerate(group):
-                side = boxes[g].shape[-1]
-                padded[k, :, :side, :side] = boxes[g]
-            wy = aa_weights(sides[group].to(device), crop, width)  # (G, crop, width)
-            mirror = torch.tensor([flips[g] for g in group], device=device).view(-1, 1, 1)
-            wx = torch.where(mirror, wy.flip(1), wy)
-            out[torch.tensor(group, device=device)] = wy.unsqueeze(1) @ padded @ wx.transpose(1, 2).unsqueeze(1)
+    for start in range(0, len(order), RESIZE_GROUP):
+        group = order[start : start + RESIZE_GROUP]
+        width = int(sides[group[-1]])
+        padded = torch.zeros(len(group), 3, width, width, dtype=torch.float32, device=device)
+        for k, g in enumerate(group):
+            side = boxes[g].shape[-1]
+            padded[k, :, :side, :side] = boxes[g]
+        wy = aa_weights(sides[group].to(device), crop, width)  # (G, crop, width)
+        mirror = torch.tensor([flips[g] for g in group], device=device).view(-1, 1, 1)
+        wx = torch.where(mirror, wy.flip(1), wy)
+        out[torch.tensor(group, device=device)] = wy.unsqueeze(1) @ padded @ wx.transpose(1, 2).unsqueeze(1)
     return out
 
 
