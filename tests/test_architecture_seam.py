@@ -184,7 +184,9 @@ def test_a_new_architecture_is_one_file_and_one_registry_line(tmp_path, digits_d
 def test_a_mistyped_architecture_is_one_line_with_a_suggestion(tmp_path, capsys):
     ckpt = tmp_path / "a.ckpt"
     ckpt.write_bytes(b"")  # never read: the name is checked first
-    for args in (["models", "vgg166"], ["train", "--model.arch", "vgg166"],
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  arch: vgg166\n")
+    for args in (["models", "vgg166"], ["train", "--model.arch", "vgg166"], ["train", "-c", str(config)],
                  ["fine-tune", f"--init_from={ckpt}", "--model.arch=vgg166"]):
         capsys.readouterr()
         assert deepconv(args) == 2, args

@@ -49,10 +49,23 @@ def check_option_names(argv: list[str], prog: str) -> None:
                 raise one_line_usage(ValueError(f"unrecognized arguments: {name}"), known, prog)
 
 
+def config_arch(path: str) -> str | None:
+    """`model.arch` (or `model.init_args.arch`) of a YAML config, if it names one."""
+    import yaml
+
+    try:
+        model = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("model") or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        return None  # LightningCLI reports what is wrong with the file
+    arch = model.get("arch", (model.get("init_args") or {}).get("arch")) if isinstance(model, dict) else None
+    return arch if isinstance(arch, str) else None
+
+
 def check_arch_names(argv: list[str]) -> None:
-    """`--model.arch` given on the command line names a registered architecture; a typo is one line with a
-    suggestion, exit 2 (instead of jsonargparse's list of every allowed name)."""
-    names = option_values(argv, "--model.arch")
+    """`--model.arch` given on the command line or in a -c config names a registered architecture; a typo is one
+    line with a suggestion, exit 2 (instead of jsonargparse's list of every allowed name)."""
+    configs = [config_arch(c) for c in option_values(argv, "-c", "--config")]
+    names = [n for n in configs if n] + option_values(argv, "--model.arch")
     if names:
         from deepconv_cli.models.registry import check_arch
 
