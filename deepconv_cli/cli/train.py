@@ -49,13 +49,40 @@ def check_option_names(argv: list[str], prog: str, sources: dict[str, tuple[str,
                 raise one_line_usage(ValueError(f"unrecognized arguments: {name}"), known, prog)
 
 
+def config_arch(path: str) -> str | None:
+    """`model.arch` (or `model.init_args.arch`) of a YAML config, if it names one."""
+    import yaml
+
+    try:
+        model = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("model") or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        return None  # LightningCLI reports what is wrong with the file
+    arch = model.get("arch", (model.get("init_args") or {}).get("arch")) if isinstance(model, dict) else None
+    return arch if isinstance(arch, str) else None
+
+
+def check_arch_names(argv: list[str]) -> None:
+    """`--model.arch` given on the command line or in a -c config names a registered architecture; a typo is one
+    line with a suggestion, exit 2 (instead of jsonargparse's list of every allowed name)."""
+    configs = [config_arch(c) for c in option_values(argv, "-c", "--config")]
+    names = [n for n in configs if n] + option_values(argv, "--model.arch")
+    if names:
+        from deepconv_cli.models.registry import check_arch
+
+        for name in names:
+            check_arch(name)
+
+
 def cpu_note(cli, argv: list[str]) -> str | None:
     """What a config-less run on a CPU is about to do, and the recipe that suits a CPU."""
     if option_values(argv, "-c", "--config") or not cli.on_cpu():
         return None
     meta, data = cli.model.meta, cli.datamodule
     params = sum(p.numel() for p in cli.model.parameters())
-    return (f"note: no -c config: training VGG-{meta.arch} at width {meta.width:g} ({params / 1e6:.1f} M parameters)"
+    from deepconv_cli.models.registry import get_spec
+
+    title = get_spec(meta.arch).display_name
+    return (f"note: no -c config: training {title} at width {meta.width:g} ({params / 1e6:.1f} M parameters)"
             f" on {data.crop_size}px crops, batch {data.batch_size}, on the CPU; full-width nets take minutes per"
             f" step here. For a CPU-sized run: deepconv train -c {QUICKSTART} (or the whole chain: deepconv recipe"
             " run recipes/quickstart.yaml)")
@@ -69,6 +96,7 @@ def start(argv: list[str], prog: str, fine_tune: bool = False):
         return None
     check_paths(argv)
     check_option_names(argv, prog)
+    check_arch_names(argv)
     from deepconv_cli.training.run import build_cli
 
     cli = build_cli(["--help"] if asked == "full" else argv, prog=prog, fine_tune=fine_tune)
@@ -94,6 +122,7 @@ def parse(argv: list[str], prog: str = "deepconv train", fine_tune: bool = False
     """The configuration `main` trains with, parsed by LightningCLI's own parser (config files and types checked);
     nothing is built, seeded or read, and paths are not checked (a recipe's earlier stages may write them)."""
     check_option_names(argv, prog)
+    check_arch_names(argv)
     from deepconv_cli.training.run import build_cli
 
     return build_cli(argv, prog=prog, fine_tune=fine_tune, parse_only=True).config

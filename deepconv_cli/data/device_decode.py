@@ -28,7 +28,7 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from deepconv_cli.data.images import orientation, oriented_size
-from deepconv_cli.data.transforms import SNAP_MIN_BOX, ScaleJitterCrop, resized_crop_uint8
+from deepconv_cli.data.transforms import SNAP_MIN_BOX, ScaleJitterCrop, crop_box, resized_crop_uint8
 
 
 @dataclass
@@ -116,13 +116,6 @@ def collate(samples: list[tuple[JpegCrop | torch.Tensor, int]]) -> DeferredBatch
     )
 
 
-def crop_box(height: int, width: int, s: float, left: float, top: float, crop: int) -> tuple[int, int, int]:
-    """(x0, y0, side) of the crop's source box in a full-size decode, snapped as `resized_crop_uint8` snaps."""
-    f = min(width, height) / s  # S-space -> image pixels
-    side = min(round(crop * f), height, width)
-    return min(round(left * f), width - side), min(round(top * f), height - side), side
-
-
 _fallback_said = False
 
 
@@ -197,7 +190,7 @@ def crops_from_jpegs(jpegs: list[torch.Tensor], params: list[tuple[float, float,
     boxes = []
     for img, (s, left, top, _) in zip(images, params, strict=True):
         height, width = img.shape[1:]
-        x0, y0, side = crop_box(height, width, s, left, top, crop)
+        x0, y0, side = crop_box(height, width, min(width, height) / s, left, top, crop)  # a full-size decode
         boxes.append(img[:, y0 : y0 + side, x0 : x0 + side])
     out = resize_boxes(boxes, crop, [bool(p[3]) for p in params])
     return out.round_().clamp_(0, 255).to(torch.uint8)
