@@ -39,7 +39,7 @@ def evaluate(
         method: evaluation method.
         scales: test scales Q (shorter side), comma-separated, e.g. 256,384,512; default per checkpoint:
             S-32,S,S+32 for fixed S (32 scaled by crop/224), Smin,mid,Smax for jittered S.
-        flip: also evaluate the horizontally flipped views (--no-flip to skip them).
+        flip: also evaluate the horizontally flipped views (--flip false to skip them).
         limit: evaluate N images evenly spaced over the set (0 = all).
         batch_size: images (dense) or crops per forward pass.
         num_workers: image decoding processes (default: the usable CPU cores, at most 4).

@@ -1,6 +1,6 @@
 """`deepconv localise fit|evaluate|predict`: object localisation of the VGG paper's Appendix A.
 
-  deepconv localise fit -c recipe.yaml --init-from CLS_CKPT        train an SCR/PCR box regressor (LightningCLI)
+  deepconv localise fit -c recipe.yaml --init_from CLS_CKPT        train an SCR/PCR box regressor (LightningCLI)
   deepconv localise evaluate --ckpt LOC [--ckpt LOC2] --classifier CLS --data DIR --protocol centre-gt|dense-top5
   deepconv localise predict --ckpt LOC --classifier CLS images/ --out boxes/   boxes printed and drawn as PNGs
 """

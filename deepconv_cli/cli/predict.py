@@ -30,7 +30,7 @@ def predict(
         json_file: (--json) also write the predictions as JSON keyed by file name to this file.
         scales: test scales Q (shorter side in pixels), comma-separated, e.g. 224,256 (default: the model's
             S-32, S, S+32 for fixed S, Smin, mid, Smax for jittered S, none below the crop size).
-        flip: average with the horizontally flipped image (--no-flip to turn off).
+        flip: average with the horizontally flipped image (--flip false to turn off).
     """
     if topk < 1:
         raise usage(f"--topk must be at least 1, got {topk}")

@@ -1,4 +1,4 @@
-"""`deepconv localise fit -c recipe.yaml --init-from CLS_CKPT`: train a localiser with LightningCLI.
+"""`deepconv localise fit -c recipe.yaml --init_from CLS_CKPT`: train a localiser with LightningCLI.
 
 The training CLI is `deepconv train`'s (`DeepconvCLI`: run directory, auto-resume, atomic checkpoints, signal
 handling, batch planning) with the localiser module and box data; the best checkpoint is the one with the lowest
@@ -55,13 +55,13 @@ def build_cli(argv: list[str], parse_only: bool = False) -> LocaliseCLI:
 
 
 def localiser_argv(argv: list[str]) -> list[str]:
-    """`--init-from CKPT` (required unless help is asked) becomes the module's `--model.init_from`."""
+    """`--init_from CKPT` (required unless help is asked) becomes the module's `--model.init_from`."""
     parser = OneLineParser(prog="deepconv localise fit", add_help=False)
     parser.add_argument("--init-from", "--init_from", dest="init_from")
     opts, rest = parser.parse_known_args(argv)
     asks_only = any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv)
     if not opts.init_from and not asks_only:
-        raise usage("localise fit needs --init-from CKPT (the classification checkpoint, trained at the same S)")
+        raise usage("localise fit needs --init_from CKPT (the classification checkpoint, trained at the same S)")
     return rest + ([f"--model.init_from={opts.init_from}"] if opts.init_from else [])
 
 
