@@ -87,8 +87,9 @@ def linear_svm(
 
 
 def show(rows: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from deepconv_cli.tables import show as show_table
 
     table = Table(title="Linear SVM on image descriptors (VGG paper, Appendix B)")
     for col, justify in (("features", "left"), ("descriptor", "left"), ("dim", "right"), ("protocol", "left"),
@@ -102,10 +103,7 @@ def show(rows: list[dict]) -> None:
         name = " -> ".join(Path(part).name for part in r["features"].split(" -> "))
         table.add_row(name, r["descriptor"], str(r["dim"]), r["protocol"],
                       f"{r['train_images']} / {r['test_images']}", r["metric"], value, cs, style=style)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
-    console.print(table)
+    show_table(table)
 
 
 def main(argv: list[str]) -> int:

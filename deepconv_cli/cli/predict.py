@@ -60,8 +60,9 @@ def predict(
 
 
 def show(results: dict[str, list[dict]], title: str, scales: list[int], flip: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from deepconv_cli.tables import show as show_table
 
     views = "flip-averaged" if flip else "no flip"
     table = Table(title=f"{title}, scales {', '.join(map(str, scales))}, {views}")
@@ -71,7 +72,7 @@ def show(results: dict[str, list[dict]], title: str, scales: list[int], flip: bo
         for rank, entry in enumerate(top, 1):
             table.add_row(name if rank == 1 else "", str(rank), entry["class"], f"{entry['probability']:.4f}")
         table.add_section()
-    Console().print(table)
+    show_table(table)
 
 
 def parse(argv: list[str]) -> dict:
