@@ -11,7 +11,7 @@ kernels round differently and seeded training can land a few images away, so use
 
 The list below is the single record of what the docs quote: each marked block in README.md or docs/*.md
 (`<!-- figures:NAME -->` ... `<!-- /figures -->`) must hold exactly these percentages (a fast test checks it), so
-a figure cannot change in the docs without this check knowing. Takes 10-20 minutes on 2 CPU cores; not part of
+a figure cannot change in the docs without this check knowing. Took 11 minutes on 2 shared CPU cores; not part of
 the default pytest run. Needs only the deepconv command (run as `python -m deepconv_cli`).
 """
 
