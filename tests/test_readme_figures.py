@@ -36,3 +36,13 @@ def test_a_changed_figure_in_a_block_is_noticed(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "README.md").write_text("x\n<!-- figures:quickstart -->\n| a | 3.07 % | 0.00 % |\n<!-- /figures -->\n")
     assert check.quoted_blocks(tmp_path) == {("README.md", "quickstart"): ["3.07 %", "0.00 %"]}
+
+
+def test_readme_is_a_front_door_that_starts_with_the_two_commands_ci_runs():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 250
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert lines[2] == "```bash" and lines[3].startswith('pip install -e ".[dev]" && deepconv recipe run recipes/')
+    assert lines[4].startswith("pytest ") and 'pip install -e ".[dev]"' in ci and "\npytest\n" in ci
+    for link in {part.split(")")[0] for part in "\n".join(lines).split("](docs/")[1:]}:
+        assert (ROOT / "docs" / link.split("#")[0]).is_file(), link
