@@ -7,14 +7,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "deepconv_cli"
 # lowest first; the package itself (deepconv_cli/__init__.py: the version) is with errors and files
 LAYERS = [
-    ["errors", "files"],
+    ["errors", "files", "tables"],
     ["data", "models"],
     ["training", "evaluation"],
     ["export", "features", "localisation", "benchmarks", "recipes"],
     ["cli"],
     ["__main__"],
 ]
-DRAWN = "errors, files → data, models → training, evaluation → export, features, localisation, benchmarks, " \
+DRAWN = "errors, files, tables → data, models → training, evaluation → export, features, localisation, benchmarks, " \
     "recipes → cli → __main__"
 
 

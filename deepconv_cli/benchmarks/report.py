@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from rich.console import Console
 from rich.table import Table
 
 from deepconv_cli.files import write_text_atomically
+from deepconv_cli.tables import show
 
 
 @dataclass
@@ -87,7 +87,7 @@ def print_table(title: str, comparisons: list[Comparison]) -> None:
             c.name, f"{c.ours:,.4g}", c.ours_label, f"{c.baseline:,.4g}", c.baseline_label, c.unit,
             f"{c.speedup:.2f}x", c.target,
         )
-    Console(width=max(Console().width, 150)).print(table)
+    show(table)
     for c in comparisons:
         for key, value in c.extra.items():
             print(f"  {c.name}: {key} = {value}")

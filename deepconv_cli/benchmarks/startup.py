@@ -16,7 +16,7 @@ MISSING = "no-such-file.ckpt"
 CASES = [
     ("train -c missing.yaml", ["train", "-c", "no-such-file.yaml"], 2),
     ("fine-tune --init_from missing", ["fine-tune", "--init_from", MISSING], 2),
-    ("localise fit --init-from missing", ["localise", "fit", "--init-from", MISSING], 2),
+    ("localise fit --init_from missing", ["localise", "fit", "--init_from", MISSING], 2),
     ("evaluate --ckpt missing", ["evaluate", "--ckpt", MISSING, "--data", "."], 2),
     ("predict --ckpt missing", ["predict", "--ckpt", MISSING, "."], 2),
     ("export --ckpt missing", ["export", "--ckpt", MISSING], 2),

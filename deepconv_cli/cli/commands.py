@@ -8,7 +8,7 @@ The dispatcher (`__main__`), `recipe run` (each stage checked by its command's p
 # subcommands that need it, so `deepconv --help` and `deepconv models` start in well under a second.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("deepconv_cli.cli.train", "train a network from random init (LightningCLI fit: -c recipe.yaml)"),
-    "fine-tune": ("deepconv_cli.cli.fine_tune", "train a network initialised from a checkpoint (--init-from CKPT)"),
+    "fine-tune": ("deepconv_cli.cli.fine_tune", "train a network initialised from a checkpoint (--init_from CKPT)"),
     "evaluate": ("deepconv_cli.cli.evaluate", "top-1/top-5 error: dense, multi-crop, multi-scale, fused, ensembles"),
     "predict": ("deepconv_cli.cli.predict", "top-k classes of image files or folders"),
     "export": ("deepconv_cli.cli.export", "write TorchScript, ONNX or safetensors, verified against PyTorch"),

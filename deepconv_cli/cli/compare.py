@@ -29,10 +29,10 @@ def compare(runs: list[str], json_file: str | None = None) -> None:
         runs: run directories (each with best.ckpt and metrics.csv, as `deepconv train` writes them).
         json_file: (--json) also write the rows to this JSON file.
     """
-    from rich.console import Console
     from rich.table import Table
 
     from deepconv_cli.models.checkpoint import load_model
+    from deepconv_cli.tables import show
 
     rows = []
     for run in runs:
@@ -51,7 +51,7 @@ def compare(runs: list[str], json_file: str | None = None) -> None:
         error = "-" if r["val_top1_error"] is None else f"{r['val_top1_error']:.2f}"
         table.add_row(r["run"], f"{r['arch']} x{r['width']:g}, {r['crop']}px", f"{r['parameters']:,}", error,
                       str(r["epochs"]), f"{r['train_seconds']:.1f}")
-    Console().print(table)
+    show(table)
     if json_file:
         write_text_atomically(json_file, json.dumps(rows, indent=1) + "\n")
 

@@ -39,7 +39,7 @@ def evaluate(
         method: evaluation method.
         scales: test scales Q (shorter side), comma-separated, e.g. 256,384,512; default per checkpoint:
             S-32,S,S+32 for fixed S (32 scaled by crop/224), Smin,mid,Smax for jittered S.
-        flip: also evaluate the horizontally flipped views (--no-flip to skip them).
+        flip: also evaluate the horizontally flipped views (--flip false to skip them).
         limit: evaluate N images evenly spaced over the set (0 = all).
         batch_size: images (dense) or crops per forward pass.
         num_workers: image decoding processes (default: the usable CPU cores, at most 4).
@@ -72,18 +72,14 @@ def evaluate(
 
 def _run(ckpt, data, method, scales, flip, limit, batch_size, workers, device, skip_bad_images, json_out, csv_out,
          precision, devices):
-    from rich.console import Console
-
     from deepconv_cli.evaluation.report import table, to_csv, to_json
     from deepconv_cli.evaluation.runner import evaluate as run_evaluation
     from deepconv_cli.files import write_text_atomically
+    from deepconv_cli.tables import show
 
     rows = run_evaluation(ckpt, data, method, scales, flip, limit, batch_size, workers, device,
                           skip_bad_images=skip_bad_images, precision=precision, devices=devices)
-    console = Console()
-    if not console.is_terminal:  # a log or a pipe: print the whole table rather than fold it into 80 columns
-        console = Console(width=200)
-    console.print(table(rows, f"{data}: top-1 / top-5 error"))
+    show(table(rows, f"{data}: top-1 / top-5 error"))
     spread = f" (spread over {devices} processes)" if devices > 1 else ""
     print(f"{rows[0]['images']} images, each counted exactly once{spread}")
     try:

@@ -46,7 +46,7 @@ def export(
             matrix products) instead of the dense graph.
     """
     if fixed_size and format == "safetensors":
-        raise usage("--fixed-size applies to onnx and torchscript exports; safetensors holds weights only")
+        raise usage("--fixed_size applies to onnx and torchscript exports; safetensors holds weights only")
     existing_file(ckpt, "model file")  # before torch is imported: a mistyped path answers in a second
     from deepconv_cli.export.artefact import load_artefact, load_network
     from deepconv_cli.export.verify import TOLERANCE, verify

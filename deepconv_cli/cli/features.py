@@ -38,7 +38,7 @@ def features(
         ckpt: a deepconv checkpoint; repeat for late fusion (--ckpt d.ckpt --ckpt e.ckpt).
         scales: scales Q, comma-separated, e.g. 256,384,512 (default: each checkpoint's test scales).
         aggregate: combine the scales by averaging (D values) or stacking (D x scales values).
-        flip: average with the horizontally flipped image (--no-flip to turn off).
+        flip: average with the horizontally flipped image (--flip false to turn off).
         raw_pixels: instead of a network, the pixel baseline: each image squashed to SIZE x SIZE, its RGB values
             flattened, centred and L2-normalised.
         batch_size: images per forward pass.

@@ -51,10 +51,9 @@ def main(argv: list[str]) -> int:
     if not init_from:
         raise usage("fine-tune needs --init_from CKPT (a trained deepconv checkpoint)")
     existing_file(init_from, "checkpoint")
-    from rich.console import Console
-
     from deepconv_cli.models.checkpoint import load_model
     from deepconv_cli.models.deepen import initialise_from
+    from deepconv_cli.tables import show
     from deepconv_cli.training.run import fit
 
     source, source_meta = load_model(init_from)
@@ -67,6 +66,6 @@ def main(argv: list[str]) -> int:
     if source_meta.preprocessing not in ("mean_rgb", "mean_image"):  # imported weights keep their normalisation
         cli.model.keep_preprocessing(source_meta)
     if cli.trainer.is_global_zero:
-        Console().print(copy_table(rows, target.arch, source_meta.arch, init_from))
+        show(copy_table(rows, target.arch, source_meta.arch, init_from))
     fit(cli)
     return 0

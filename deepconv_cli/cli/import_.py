@@ -17,7 +17,7 @@ def import_weights(
     """Turn torchvision's vgg11/13/16/19 or timm's vgg* weights into a deepconv checkpoint (configs A/B/D/E).
 
     The checkpoint records ImageNet mean/std preprocessing (not the paper's mean-RGB subtraction), crop 224 and
-    S = 256, so evaluate, predict, export and fine-tune --init-from work on it as on a trained one. Weights are
+    S = 256, so evaluate, predict, export and fine-tune --init_from work on it as on a trained one. Weights are
     read without executing pickled code (torch.load weights_only=True, or safetensors).
 
     Args:

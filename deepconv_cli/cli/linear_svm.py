@@ -17,7 +17,7 @@ def parse_c_grid(text: str) -> list[float]:
     except ValueError:
         grid = []
     if not grid or min(grid) <= 0:
-        raise usage(f"--c-grid takes comma-separated positive numbers like 0.1,1,10, got {text!r}")
+        raise usage(f"--c_grid takes comma-separated positive numbers like 0.1,1,10, got {text!r}")
     return grid
 
 
@@ -37,11 +37,11 @@ def linear_svm(
     """Linear SVMs (scikit-learn LinearSVC, one-vs-rest) on `deepconv features` files, C chosen by
     cross-validation on each training split.
 
-    Caltech protocol: --features FILE --splits N --per-class K (N random splits, K training images per class,
+    Caltech protocol: --features FILE --splits N --per_class K (N random splits, K training images per class,
     the rest for testing): mean class recall, mean +- std over the splits. Fixed split: --train FILE --test FILE:
     mean class recall, or with --labels CSV (image -> several labels, the VOC case) mean average precision.
     Repeat --features (or --train/--test pairs) to compare descriptors in one table, e.g. a network's against
-    raw pixels (`deepconv features --raw-pixels 8`); files of the same folder get identical random splits.
+    raw pixels (`deepconv features --raw_pixels 8`); files of the same folder get identical random splits.
 
     Args:
         features: a descriptor file to evaluate by random splits; repeat for more rows.
@@ -61,7 +61,7 @@ def linear_svm(
     if len(train) != len(test):
         raise usage(f"give --train and --test in pairs (got {len(train)} --train and {len(test)} --test)")
     if not features and not train:
-        raise usage("give --features FILE --splits N --per-class K, or --train FILE --test FILE")
+        raise usage("give --features FILE --splits N --per_class K, or --train FILE --test FILE")
     if features and splits < 1:
         raise usage("--features needs --splits N (random splits); for a fixed split use --train/--test")
     if labels and features:
@@ -87,8 +87,9 @@ def linear_svm(
 
 
 def show(rows: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from deepconv_cli.tables import show as show_table
 
     table = Table(title="Linear SVM on image descriptors (VGG paper, Appendix B)")
     for col, justify in (("features", "left"), ("descriptor", "left"), ("dim", "right"), ("protocol", "left"),
@@ -102,10 +103,7 @@ def show(rows: list[dict]) -> None:
         name = " -> ".join(Path(part).name for part in r["features"].split(" -> "))
         table.add_row(name, r["descriptor"], str(r["dim"]), r["protocol"],
                       f"{r['train_images']} / {r['test_images']}", r["metric"], value, cs, style=style)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
-    console.print(table)
+    show_table(table)
 
 
 def main(argv: list[str]) -> int:

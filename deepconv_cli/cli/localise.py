@@ -1,6 +1,6 @@
 """`deepconv localise fit|evaluate|predict`: object localisation of the VGG paper's Appendix A.
 
-  deepconv localise fit -c recipe.yaml --init-from CLS_CKPT        train an SCR/PCR box regressor (LightningCLI)
+  deepconv localise fit -c recipe.yaml --init_from CLS_CKPT        train an SCR/PCR box regressor (LightningCLI)
   deepconv localise evaluate --ckpt LOC [--ckpt LOC2] --classifier CLS --data DIR --protocol centre-gt|dense-top5
   deepconv localise predict --ckpt LOC --classifier CLS images/ --out boxes/   boxes printed and drawn as PNGs
 """
@@ -63,12 +63,12 @@ def evaluate(
     """
     if json_file and Path(json_file).is_dir():
         raise usage(f"output path is a folder: {json_file}")
-    from rich.console import Console
     from rich.table import Table
 
     from deepconv_cli.evaluation.scales import parse_scales
     from deepconv_cli.files import write_text_atomically
     from deepconv_cli.localisation.evaluate import run
+    from deepconv_cli.tables import show
 
     rows, left_out = run(ckpt, data, protocol, classifier, boxes, _scales(scales),
                          parse_scales(classifier_scales) if classifier_scales else None, topk, merge_iou,
@@ -79,7 +79,7 @@ def evaluate(
         table.add_column(key.replace("_", " "), justify="right" if isinstance(rows[0][key], float | int) else "left")
     for r in rows:
         table.add_row(*[f"{r[k]:.2f}%" if isinstance(r[k], float) else str(r[k]) for k in keys])
-    Console(width=200).print(table)
+    show(table)
     print(f"{rows[0]['images']} images, each counted exactly once" + (f"; left out: {left_out}" if left_out else ""))
     if json_file:
         write_text_atomically(json_file, json.dumps({"protocol": protocol, "results": rows}, indent=1) + "\n")
@@ -116,7 +116,6 @@ def predict(
     if topk < 1:
         raise usage(f"--topk must be at least 1, got {topk}")
     import torch
-    from rich.console import Console
     from rich.table import Table
 
     from deepconv_cli.data.folder import collect_images
@@ -126,6 +125,7 @@ def predict(
     from deepconv_cli.localisation.dense import load_localisers
     from deepconv_cli.localisation.predict import draw_boxes, predict_boxes, save_png
     from deepconv_cli.models.checkpoint import load_model
+    from deepconv_cli.tables import show
 
     files = collect_images(paths)
     locs = load_localisers(ckpt, _scales(scales), torch.device("cpu"), offsets, flip)
@@ -144,7 +144,7 @@ def predict(
                           ", ".join(f"{v:.1f}" for v in p["box"]))
         if out:
             save_png(draw_boxes(img, preds), Path(out) / f"{path.stem}.boxes.png")
-    Console(width=200).print(table)
+    show(table)
     if json_file:
         write_text_atomically(json_file, json.dumps(results, indent=1) + "\n")
     if unreadable:

@@ -1,4 +1,4 @@
-"""`deepconv localise fit -c recipe.yaml --init-from CLS_CKPT`: train a localiser (Appendix A) with LightningCLI.
+"""`deepconv localise fit -c recipe.yaml --init_from CLS_CKPT`: train a localiser (Appendix A) with LightningCLI.
 
 Parsed as `deepconv train` is: `--help` (deepconv's options first, read from the sources) and mistyped paths or
 option names are answered before Lightning is imported; `--help trainer` prints LightningCLI's complete help. The
@@ -20,7 +20,7 @@ TITLES = {"model": "model (the box regressor and its optimisation)",
 SUMMARY = ("Train a bounding-box regressor as in Appendix A of the VGG paper (SCR: one box; PCR: one box per class)"
            ", fine-tuned from a classification checkpoint trained at the same S; the best checkpoint has the lowest "
            "validation localisation error (centre crop, ground-truth class).")
-OPTIONS = [("--init-from CKPT", "the classification checkpoint the localiser starts from (also --init_from); required")]
+OPTIONS = [("--init_from CKPT", "the classification checkpoint the localiser starts from; required")]
 INIT_FROM = {"--init-from": "--model.init_from", "--init_from": "--model.init_from"}
 
 
@@ -29,7 +29,7 @@ def localiser_argv(argv: list[str]) -> list[str]:
     argv = normalise_argv(argv, {}, INIT_FROM)
     asks_only = wants_help(argv) or any(a.startswith("--print_config") for a in argv)
     if not option_values(argv, "--model.init_from") and not asks_only:
-        raise usage("localise fit needs --init-from CKPT (the classification checkpoint, trained at the same S)")
+        raise usage("localise fit needs --init_from CKPT (the classification checkpoint, trained at the same S)")
     return argv
 
 
@@ -37,7 +37,7 @@ def help_text() -> str:
     run = [row for row in RUN_OPTIONS if not row[0].startswith(("--curves", "-c"))]
     config = ("-c, --config FILE", "a YAML recipe with any of the options below (recipes/quickstart_localise/pcr.yaml"
               " on the digit boxes; recipes/imagenet/localise_pcr_*.yaml are the paper's)")
-    return train_help(PROG, [*OPTIONS, config], SUMMARY, SOURCES, LINKED, TITLES, run, " --init-from CKPT")
+    return train_help(PROG, [*OPTIONS, config], SUMMARY, SOURCES, LINKED, TITLES, run, " --init_from CKPT")
 
 
 def parse(argv: list[str]):

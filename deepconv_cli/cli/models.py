@@ -3,11 +3,11 @@ or one architecture's layers with their output sizes."""
 
 import json
 
-from rich.console import Console
 from rich.table import Table
 
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
+from deepconv_cli.tables import show
 
 ALIASES = {"--json": "--json_output=true", "--name": ""}
 
@@ -55,7 +55,7 @@ def models(
             params += f"\n({r['parameters_training']:,} with aux)"
         table.add_row(r["name"], r["family"], r["alias"], str(r["weight_layers"]), params, r["paper"],
                       str(r["crop_size"]), f"{r['gflops']:.3g}", r["note"])
-    Console().print(table)
+    show(table)
 
 
 def _layers(name: str, rows: list[dict], info: dict, json_output: bool) -> None:
@@ -68,7 +68,7 @@ def _layers(name: str, rows: list[dict], info: dict, json_output: bool) -> None:
         table.add_column(col, justify="right" if col == "parameters" else "left")
     for r in rows:
         table.add_row(r["layer"], r["type"], r["output"], f"{r['parameters']:,}")
-    Console().print(table)
+    show(table)
 
 
 def main(argv: list[str]) -> int:

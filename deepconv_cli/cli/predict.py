@@ -30,7 +30,7 @@ def predict(
         json_file: (--json) also write the predictions as JSON keyed by file name to this file.
         scales: test scales Q (shorter side in pixels), comma-separated, e.g. 224,256 (default: the model's
             S-32, S, S+32 for fixed S, Smin, mid, Smax for jittered S, none below the crop size).
-        flip: average with the horizontally flipped image (--no-flip to turn off).
+        flip: average with the horizontally flipped image (--flip false to turn off).
     """
     if topk < 1:
         raise usage(f"--topk must be at least 1, got {topk}")
@@ -60,8 +60,9 @@ def predict(
 
 
 def show(results: dict[str, list[dict]], title: str, scales: list[int], flip: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from deepconv_cli.tables import show as show_table
 
     views = "flip-averaged" if flip else "no flip"
     table = Table(title=f"{title}, scales {', '.join(map(str, scales))}, {views}")
@@ -71,7 +72,7 @@ def show(results: dict[str, list[dict]], title: str, scales: list[int], flip: bo
         for rank, entry in enumerate(top, 1):
             table.add_row(name if rank == 1 else "", str(rank), entry["class"], f"{entry['probability']:.4f}")
         table.add_section()
-    Console().print(table)
+    show_table(table)
 
 
 def parse(argv: list[str]) -> dict:

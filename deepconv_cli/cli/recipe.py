@@ -13,6 +13,7 @@ from deepconv_cli.cli.stage_arguments import check_arguments
 from deepconv_cli.errors import usage
 from deepconv_cli.recipes.checks import problems
 from deepconv_cli.recipes.runner import TRAINING, Recipe, Stage, load_recipe, run_stage
+from deepconv_cli.tables import show
 
 
 def stage_result(recipe: Recipe, stage: Stage) -> str:
@@ -96,7 +97,7 @@ def run(recipe: str, dry_run: bool = False, run_root: str | None = None, rerun: 
     check_arguments(loaded, [s for s in loaded.stages if statuses[s.name] not in ("done", "changed-kept")])
     missing = problems(loaded, statuses)
     if dry_run:
-        console.print(plan_table(loaded, f"{loaded.path} -> {loaded.run_root} (dry run)", statuses))
+        show(plan_table(loaded, f"{loaded.path} -> {loaded.run_root} (dry run)", statuses), console)
         print("\n".join(command_lines(loaded, statuses)) or "nothing to run: every stage is done")
     for line in missing:
         print(f"deepconv recipe: problem: {line}", file=sys.stderr)
@@ -126,7 +127,7 @@ def run_stages(recipe: Recipe, statuses: dict[str, str], console: Console) -> No
         run_stage(recipe, stage, forced)
         times[stage.name] = time.perf_counter() - start
     final = {stage.name: recipe.status(stage) for stage in recipe.stages}
-    console.print(plan_table(recipe, f"{recipe.path}: all stages done ({recipe.run_root})", final, times))
+    show(plan_table(recipe, f"{recipe.path}: all stages done ({recipe.run_root})", final, times), console)
 
 
 def main(argv: list[str]) -> int:

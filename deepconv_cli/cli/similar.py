@@ -23,11 +23,11 @@ def similar(features: str, query: str, k: int = 6, sheet: str | None = None, dev
         raise usage(f"-k must be at least 1, got {k}")
     if sheet and Path(sheet).is_dir():
         raise usage(f"--sheet is a folder: {sheet}")
-    from rich.console import Console
     from rich.table import Table
 
     from deepconv_cli.features.retrieval import contact_sheet, nearest, query_descriptor, read_query, relative_to_data
     from deepconv_cli.features.store import read_features
+    from deepconv_cli.tables import show
 
     feats = read_features(features)
     img = read_query(query)
@@ -42,7 +42,7 @@ def similar(features: str, query: str, k: int = 6, sheet: str | None = None, dev
         table.add_column(col, justify=justify)
     for r in rows:
         table.add_row(str(r["rank"]), r["image"], r["class"], f"{r['distance']:.4f}")
-    Console().print(table)
+    show(table)
     if sheet:
         contact_sheet(sheet, img, feats, hits)
         print(f"wrote {sheet}")

@@ -12,11 +12,11 @@ def stats(data_dir: str, max_images: int = 10000) -> None:
         data_dir: a dataset folder with train/ inside, or the train/ folder itself.
         max_images: images used, evenly spaced over the sorted file list (0 = all).
     """
-    from rich.console import Console
     from rich.table import Table
 
     from deepconv_cli.data.folder import ImageTree, check_tree
     from deepconv_cli.data.stats import STATS_FILE, load_or_compute
+    from deepconv_cli.tables import show
 
     root = Path(data_dir)
     train = root / "train" if (root / "train").is_dir() else root
@@ -29,7 +29,7 @@ def stats(data_dir: str, max_images: int = 10000) -> None:
     table.add_row("mean (0..255)", *(f"{v:.2f}" for v in result["mean"]))
     for i, (val, vec) in enumerate(zip(result["pca_eigval"], zip(*result["pca_eigvec"]))):
         table.add_row(f"PCA eigvec {i + 1} (eigval {val:.5f})", *(f"{v:+.4f}" for v in vec))
-    Console().print(table)
+    show(table)
     print(f"cached in {train / STATS_FILE}")
 
 

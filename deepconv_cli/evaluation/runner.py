@@ -187,7 +187,7 @@ def run_chunks(members: list[Member], job: Job, consume, sampler=None, progress:
         for chunk in loader:
             for _, _, views in chunk:
                 if isinstance(views, str):
-                    raise failure(f"{views} (--skip-bad-images leaves such files out)")
+                    raise failure(f"{views} (--skip_bad_images leaves such files out)")
             ids = torch.tensor([i for i, _, _ in chunk])
             target = torch.tensor([label for _, label, _ in chunk])
             images = [views for _, _, views in chunk]
@@ -221,9 +221,9 @@ def evaluate(
     if not ckpts:
         raise usage("give at least one --ckpt")
     if batch_size < 1:
-        raise usage(f"--batch-size must be at least 1, got {batch_size}")
+        raise usage(f"--batch_size must be at least 1, got {batch_size}")
     if num_workers < 0:
-        raise usage(f"--num-workers must be 0 or more, got {num_workers}")
+        raise usage(f"--num_workers must be 0 or more, got {num_workers}")
     if devices > 1:
         from deepconv_cli.evaluation.sharded import device_kind
 
@@ -246,7 +246,7 @@ def evaluate(
         _, bad = scan_images([path for path, _ in tree.samples], [val_dir / SCAN_FILE], progress=progress)
         tree.drop({item.path for item in bad})
         if bad:
-            print(f"skipping {len(bad)} unreadable image file(s) under {val_dir} (--skip-bad-images)", file=sys.stderr)
+            print(f"skipping {len(bad)} unreadable image file(s) under {val_dir} (--skip_bad_images)", file=sys.stderr)
     indices = spaced_indices(len(tree), limit)
     if not indices:
         raise usage(f"no images found under {val_dir}")

@@ -57,11 +57,11 @@ def extract_features(
     """
     ckpts = ckpts or []
     if bool(ckpts) == bool(raw_pixels):
-        raise usage("give --ckpt (one or more networks) or --raw-pixels SIZE (the pixel baseline), not both")
+        raise usage("give --ckpt (one or more networks) or --raw_pixels SIZE (the pixel baseline), not both")
     if aggregate not in AGGREGATES:
         raise usage(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
-    for name, value, least in (("--batch-size", batch_size, 1), ("--chunk-size", chunk_size, 1),
-                               ("--num-workers", num_workers, 0), ("--raw-pixels", raw_pixels, 0)):
+    for name, value, least in (("--batch_size", batch_size, 1), ("--chunk_size", chunk_size, 1),
+                               ("--num_workers", num_workers, 0), ("--raw_pixels", raw_pixels, 0)):
         if value < least:
             raise usage(f"{name} must be at least {least}, got {value}")
     out = Path(out)

@@ -62,12 +62,12 @@ def random_splits(name: str, feats: Features, splits: int, per_class: int, test_
     """`splits` random splits of `per_class` training images per class; the same seeds give the same splits for
     every file made from the same folder, so rows of one table are compared on identical splits."""
     if splits < 1 or per_class < 2:
-        raise usage(f"--splits must be at least 1 and --per-class at least 2, got {splits} and {per_class}")
+        raise usage(f"--splits must be at least 1 and --per_class at least 2, got {splits} and {per_class}")
     y = single_labels(feats, name)
     counts = np.bincount(y, minlength=len(feats.classes))
     short = [f"{feats.classes[c]} ({n})" for c, n in enumerate(counts) if 0 < n <= per_class]
     if short:
-        raise usage(f"--per-class {per_class} leaves no test image in classes {', '.join(short[:5])} of {name}")
+        raise usage(f"--per_class {per_class} leaves no test image in classes {', '.join(short[:5])} of {name}")
     x = feats.descriptors.numpy()
     scores, cs, n_train, n_test = [], [], 0, 0
     for k in range(splits):

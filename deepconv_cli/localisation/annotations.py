@@ -126,7 +126,7 @@ def attach_boxes(
         except BadAnnotation as e:
             if not skip_bad:
                 raise failure(
-                    f"{e} (leave such images out with --skip-bad-images / --data.skip_bad_images true)"
+                    f"{e} (leave such images out with --skip_bad_images / --data.skip_bad_images true)"
                 ) from None
             report.bad.append(str(e))
             continue

@@ -36,7 +36,7 @@ class LocaliserModule(L.LightningModule):
     """Box regression fine-tuned from a classification checkpoint.
 
     Args:
-        init_from: the classification checkpoint (set by `deepconv localise fit --init-from CKPT`).
+        init_from: the classification checkpoint (set by `deepconv localise fit --init_from CKPT`).
         regression: "pcr" (per-class, 4 x classes outputs) or "scr" (single-class, 4 outputs).
         train_layers: "all" (every layer) or "fc" (only the two layers before the last, VGG's FC1-FC2).
         classes: class names of the data (linked), checked against the classifier's.
@@ -57,7 +57,7 @@ class LocaliserModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if not init_from:
-            raise usage("a localiser starts from a classification checkpoint: pass --init-from CKPT")
+            raise usage("a localiser starts from a classification checkpoint: pass --init_from CKPT")
         self.model, self.meta = load_model(init_from)
         if classes is not None and list(classes) != self.meta.classes:
             raise usage(f"the data's classes differ from those of {init_from} ({len(classes)} vs "

@@ -114,7 +114,7 @@ class Recipe:
         if stage.command in TRAINING:
             argv.append(f"--trainer.default_root_dir={run_dir}")
         if stage.init_from:
-            argv += ["--init-from", str(self.checkpoint(stage.init_from))]
+            argv += ["--init_from", str(self.checkpoint(stage.init_from))]
         if stage.ckpt:
             argv += ["--ckpt", str(self.checkpoint(stage.ckpt))]
         return argv + [self._substitute(a, run_dir) for a in stage.args]

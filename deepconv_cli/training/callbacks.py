@@ -122,6 +122,8 @@ class SummaryWithoutFlops(RichModelSummary):
         from rich import get_console
         from rich.table import Table
 
+        from deepconv_cli.tables import show
+
         table = Table(header_style="bold magenta")
         for name, values in summary_data:
             if name != "FLOPs":
@@ -130,7 +132,7 @@ class SummaryWithoutFlops(RichModelSummary):
         for row in rows:
             table.add_row(*row)
         console = get_console()
-        console.print(table)
+        show(table, console)
         console.print(f"[bold]Total params[/]: {trainable_parameters:,} trainable, "
                       f"{total_parameters - trainable_parameters:,} frozen, {model_size:.1f} MB")
 
