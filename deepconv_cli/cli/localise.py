@@ -74,7 +74,7 @@ def evaluate(
                          parse_scales(classifier_scales) if classifier_scales else None, topk, merge_iou,
                          skip_bad_images, limit, device, offsets, flip)
     table = Table(title=f"{data}: localisation error ({protocol}, IoU > 0.5)")
-    keys = [k for k in rows[0] if k != "protocol"]
+    keys = [k for k in rows[0] if k not in ("protocol", "members", "crop")]
     for key in keys:
         table.add_column(key.replace("_", " "), justify="right" if isinstance(rows[0][key], float | int) else "left")
     for r in rows:
