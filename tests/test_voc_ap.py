@@ -26,3 +26,13 @@ def test_difficult_images_are_left_out_not_counted_as_negatives():
     assert as_negative == pytest.approx((1 + 2 / 3 + 1 / 2) / 3)  # the 4th image would cost precision
     assert voc_mean_ap(np.stack([SCORES, -SCORES], 1), np.stack([GT, -np.ones(6, int)], 1), "voc2007") == (
         pytest.approx(voc_average_precision(SCORES, GT, "voc2007")))  # a class with no positive image is left out
+
+
+def test_labels_csv_marks_difficult_images(tmp_path):
+    from deepconv_cli.features.labels import label_matrix, label_names, read_label_csv
+
+    (tmp_path / "labels.csv").write_text("image,labels\na.jpg,cat dog:difficult\nb.jpg,dog\nc.jpg,cat:difficult\n")
+    table = read_label_csv(tmp_path / "labels.csv")
+    assert label_names(table) == ["cat", "dog"]
+    assert label_matrix(["a.jpg", "b.jpg", "c.jpg"], table, ["cat", "dog"], "test").tolist() == [[1, -1], [0, 1],
+                                                                                                   [-1, 0]]

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
@@ -34,6 +35,7 @@ def linear_svm(
     seed: int = 0,
     json_file: str | None = None,
     dataset: str | None = None,
+    ap: Literal["voc2007", "voc2010", "sklearn"] = "voc2007",
 ) -> list[dict]:
     """Linear SVMs (scikit-learn LinearSVC, one-vs-rest) on `deepconv features` files, C chosen by
     cross-validation on each training split.
@@ -58,6 +60,9 @@ def linear_svm(
         json_file: (--json) also write the rows as JSON (mean, std and per-split scores in percent).
         dataset: the dataset's name recorded in the JSON (VOC-2007, VOC-2012, Caltech-101, Caltech-256), which
             `deepconv report` matches against the VGG paper's Table 11.
+        ap: mean AP as the VOC devkit computes it: voc2007 (11-point interpolated) or voc2010 (area under the
+            monotone precision envelope, VOC-2010 and later), or sklearn (non-interpolated); labels marked
+            `cat:difficult` in the CSV are left out of that class's AP (and count as positives in training).
     """
     grid = parse_c_grid(c_grid)
     features, train, test = features or [], train or [], test or []
@@ -83,19 +88,19 @@ def linear_svm(
         results.append((random_splits(name, feats, splits, per_class, test_per_class, grid, folds, seed), feats))
     for tr, te in zip(train, test):
         feats = read_features(tr)
-        results.append((fixed_split(tr, feats, te, read_features(te), table, grid, folds, seed), feats))
-    rows = [{**r.to_dict(), **made_by(feats.settings, dataset)} for r, feats in results]
+        results.append((fixed_split(tr, feats, te, read_features(te), table, grid, folds, seed, ap), feats))
+    rows = [{**r.to_dict(), **made_by(feats.settings, dataset, ap if table else None)} for r, feats in results]
     show(rows)
     if json_file:
         write_text_atomically(json_file, json.dumps(rows, indent=1) + "\n")
     return rows
 
 
-def made_by(settings: dict, dataset: str | None) -> dict:
+def made_by(settings: dict, dataset: str | None, ap: str | None) -> dict:
     """What `deepconv report` matches a row on: the networks (arch, crop, scales), the scale pooling, the dataset."""
     nets = [{"arch": n["arch"], "crop": n.get("crop_size", 224), "test_q": ",".join(map(str, n["scales"]))}
             for n in settings.get("networks") or []]
-    return {"dataset": dataset, "networks": nets, "aggregate": settings.get("aggregate")}
+    return {"dataset": dataset, "networks": nets, "aggregate": settings.get("aggregate"), "ap": ap}
 
 
 def show(rows: list[dict]) -> None:
