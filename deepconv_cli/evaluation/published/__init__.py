@@ -72,7 +72,7 @@ def matches(row: dict, result: dict) -> bool:
     if row.get("dataset") and row["dataset"] != result.get("dataset"):
         return False
     for key in ("regression", "pooling", "preprocessing", "fine_tuned"):
-        if row.get(key) and result.get(key) and row[key] != result[key]:
+        if row.get(key) and result.get(key) and str(row[key]).lower() != str(result[key]).lower():
             return False
     if row.get("preprocessing") and row["preprocessing"] != result.get("preprocessing"):
         return False
