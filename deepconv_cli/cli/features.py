@@ -64,6 +64,11 @@ def features(
     print(f"wrote {out}: {len(feats.paths)} images x {feats.dim} values ({how}, {labels})")
 
 
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
+    return parse_options(features, argv, "deepconv features", ALIASES)
+
+
 def main(argv: list[str]) -> int:
-    features(**parse_options(features, argv, "deepconv features", ALIASES))
+    features(**parse(argv))
     return 0

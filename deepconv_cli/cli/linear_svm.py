@@ -125,6 +125,11 @@ def show(rows: list[dict]) -> None:
     console.print(table)
 
 
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
+    return parse_options(linear_svm, argv, "deepconv linear-svm", ALIASES)
+
+
 def main(argv: list[str]) -> int:
-    linear_svm(**parse_options(linear_svm, argv, "deepconv linear-svm", ALIASES))
+    linear_svm(**parse(argv))
     return 0

@@ -78,7 +78,7 @@ def evaluate(
                          parse_scales(classifier_scales) if classifier_scales else None, topk, merge_iou,
                          skip_bad_images, limit, device, offsets, flip, classifier_method)
     table = Table(title=f"{data}: localisation error ({protocol}, IoU > 0.5)")
-    keys = [k for k in rows[0] if k not in ("protocol", "members", "crop", "classifiers", "classifier_q")]
+    keys = [k for k in rows[0] if k not in ("protocol", "members", "crop", "classifiers", "classifier_q", "arch")]
     for key in keys:
         table.add_column(key.replace("_", " "), justify="right" if isinstance(rows[0][key], float | int) else "left")
     for r in rows:

@@ -54,6 +54,11 @@ def report(run_root: str, json_out: bool = False, markdown: bool = False, measur
     return entries
 
 
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
+    return parse_options(report, argv, "deepconv report", ALIASES, ("run_root", "the folder holding the runs"))
+
+
 def main(argv: list[str]) -> int:
-    report(**parse_options(report, argv, "deepconv report", ALIASES, ("run_root", "the folder holding the runs")))
+    report(**parse(argv))
     return 0

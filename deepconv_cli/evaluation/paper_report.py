@@ -38,6 +38,7 @@ def _from_file(path: Path) -> list[dict]:
                 out.append({"kind": "localisation", "arch": r["arch"], "train_s": r["train_s"], "test_q": r["test_q"],
                             "method": r.get("protocol", data["protocol"]), "crop": r.get("crop", 224),
                             "members": r.get("members") or [], "regression": r.get("regression"),
+                            "fine_tuned": r.get("fine_tuned"),
                             "localisation_error": r["loc_error"], "label": r.get("localiser", "")})
         return out
     if not isinstance(data, list):

@@ -50,6 +50,7 @@ def row(name: str, locs: list[Localiser], protocol: str, result: dict) -> dict:
     return {"localiser": name, "regression": "+".join(sorted({loc.regression for loc in locs})),
             "train_s": "/".join(str(loc.meta.s_min) for loc in locs), "protocol": protocol, "test_q": test_q,
             "arch": "+".join(loc.meta.arch for loc in locs), "crop": locs[0].meta.crop_size,
+            "fine_tuned": "+".join(sorted({loc.train_layers for loc in locs})),
             "members": [{"arch": loc.meta.arch, "train_s": str(loc.meta.s_min),
                          "test_q": ",".join(map(str, qs if qs else loc.scales))} for loc in locs],
             **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
