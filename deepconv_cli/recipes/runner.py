@@ -46,7 +46,7 @@ from deepconv_cli.files import reason, write_text_atomically
 from deepconv_cli.recipes.checks import fingerprint
 
 COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict", "compare", "localise fit",
-            "localise evaluate", "localise predict", "features", "linear-svm", "report")
+            "localise evaluate", "localise predict", "features", "linear-svm", "report", "import")
 FORWARDED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP, signal.SIGINT)
 PR_SET_PDEATHSIG = 1
 TRAINING = ("train", "fine-tune", "localise fit")
