@@ -25,3 +25,39 @@ def test_dry_run_prints_the_plan_and_names_the_missing_data(name, tmp_path, caps
     assert "(dry run)" in out and "deepconv " in out  # the plan table and the commands it would run
     assert f"{tmp_path / 'elsewhere'}" in err and "not found" in err  # --data points the stages elsewhere
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_digits_chain_reduced_fills_the_report(tmp_path, capsys):
+    """digits.yaml cut to A -> D, Table 3's evaluation of D and Table 11's Caltech protocol (1 epoch each, ~1 min):
+    the stages chain, their JSONs match published rows, and the report stage prints them."""
+    import json
+
+    import yaml
+
+    recipe = yaml.safe_load((PAPER / "digits.yaml").read_text())
+    keep = {"digits", "vgg_a_s36", "vgg_d_s36", "table3_vgg_d_s36", "table11_d_features", "table11_d_svm", "report"}
+    stages = []
+    for stage in recipe["stages"]:
+        if stage["name"] not in keep:
+            continue
+        if stage.get("config"):
+            stage["config"] = str((PAPER / stage["config"]).resolve())
+        stage["args"] = [str(a).replace("{vgg_d_s36_73}", "{vgg_d_s36}").replace("max_epochs=15", "max_epochs=1")
+                         .replace("max_epochs=4", "max_epochs=1") for a in stage.get("args", [])]
+        if stage["command"] in ("train", "fine-tune"):
+            stage["args"] += ["--trainer.limit_train_batches=10", "--trainer.limit_val_batches=2"]
+        stages.append(stage)
+    assert [s["name"] for s in stages] == [s for s in (st["name"] for st in recipe["stages"]) if s in keep]
+    small = tmp_path / "digits_small.yaml"
+    small.write_text(yaml.safe_dump({"run_root": str(tmp_path / "runs"), "data": str(tmp_path / "data"),
+                                     "stages": stages}))
+    assert deepconv(["recipe", "run", str(small)]) == 0
+    assert "CHECKS THE MACHINERY" in (PAPER / "digits.yaml").read_text()
+    capsys.readouterr()
+    assert deepconv(["report", str(tmp_path / "runs"), "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    measured = {(e["table"], e["row"].get("dataset", ""), e["row"]["config"], e["row"].get("train_s", "")):
+                e["measured"] for e in entries if e["measured"]}
+    assert ("3", "", "D", "256") in measured and ("11", "Caltech-101", "D", "") in measured, measured
+    assert 0 <= measured["3", "", "D", "256"]["top1_error"] <= 100
