@@ -51,6 +51,10 @@ def report(run_root: str, json_out: bool = False, markdown: bool = False, measur
         for table in rich_tables(entries):
             console.print(table)
     print(f"{len(results)} measured results under {root}; {matched} of {len(entries)} published rows matched")
+    small = sorted({e["crop"] for e in entries if e["measured"] and e["crop"] != 224})
+    if small:
+        print(f"Rows measured with {'/'.join(map(str, small))}-pixel crops (not the paper's 224, e.g. the digits"
+              " chain): they check the machinery, not the paper's claims.")
     return entries
 
 

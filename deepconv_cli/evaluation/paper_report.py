@@ -95,6 +95,7 @@ def compare(papers: list[Paper], results: list[dict]) -> list[dict]:
                      "kind": kind, "row": row, "measured": None, "file": hit["file"] if hit else None}
             if hit:
                 entry["measured"] = {key: hit[key] for key, _ in VALUES[kind]}
+                entry["crop"] = hit.get("crop") or 224
             out.append(entry)
     return out
 
