@@ -13,7 +13,9 @@ def data(name: Literal["digits"], out: str, exist_ok: bool = False) -> None:
     """Write a built-in dataset as an ImageFolder tree (train/ and val/, one folder per class, PNG images).
 
     Args:
-        name: the dataset: "digits" (1,797 UCI handwritten digits, 8x8, CC BY 4.0).
+        name: the dataset: "digits" (1,797 UCI handwritten digits, 8x8, CC BY 4.0). Also: `deepconv data
+            digit-boxes OUT` (digits on canvases, with boxes), `deepconv data voc VOC_ROOT OUT --split S` and
+            `deepconv data caltech ROOT OUT` (the VGG paper's Appendix B datasets, from their own layouts).
         out: folder to create; it must not exist yet or be empty.
         exist_ok: succeed without writing when OUT already holds the complete dataset.
     """

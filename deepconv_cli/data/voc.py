@@ -58,12 +58,13 @@ def write_voc(root: str | Path, out: str | Path, split: str) -> int:
     """OUT/<split>/<id>.jpg (links) and OUT/labels.csv updated with the split's rows; the number of images."""
     base, target = voc_root(Path(root)), Path(out)
     labels = read_voc_labels(base, split)
+    sources = {image_id: (base / "JPEGImages" / f"{image_id}.jpg").resolve() for image_id in labels}
+    missing = [str(p) for p in sources.values() if not p.is_file()]
+    if missing:  # checked before anything is written
+        raise usage(f"{len(missing)} images listed in ImageSets/Main are missing, e.g. {missing[0]}")
     folder = target / split
     folder.mkdir(parents=True, exist_ok=True)
-    for image_id in labels:
-        source = (base / "JPEGImages" / f"{image_id}.jpg").resolve()
-        if not source.is_file():
-            raise usage(f"{source} is listed in ImageSets/Main but missing")
+    for image_id, source in sources.items():
         link = folder / f"{image_id}.jpg"
         if not link.exists():
             os.symlink(source, link)
