@@ -66,9 +66,7 @@ class ClassifierModule(L.LightningModule):
         compile: compile the network with torch.compile (a one-off pause in the first training step, reported
             in one line; checkpoints unchanged and loadable without compile); default: on when training on CUDA,
             off on CPU.
-        freeze: parameters not trained: a regular expression searched in their names, e.g. `features` = all conv
-            layers, so only the FC layers train (`deepconv fine-tune --freeze features`, the VGG paper's Table 6
-            submission D); `deepconv models ARCH` lists the layers.
+        freeze: regex of parameter names left untrained (`features`: only the FC layers train).
     """
 
     def __init__(
