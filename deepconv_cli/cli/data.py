@@ -1,21 +1,21 @@
-"""`deepconv data digits OUT`: write the built-in digits as OUT/train and OUT/val ImageFolder trees; `data voc` and
-`data caltech`: the VGG paper's Appendix B datasets, from their own layouts, as folders `deepconv features` reads."""
+"""`deepconv data digits OUT` / `deepconv data digit-boxes OUT`: write a built-in dataset as an ImageFolder tree;
+`data voc` and `data caltech`: the VGG paper's Appendix B datasets, from their own layouts, as folders that
+`deepconv features` reads."""
 
 from pathlib import Path
-from typing import Literal
 
 from deepconv_cli.cli.options import parse_function, run_function
 from deepconv_cli.data.digits import is_complete, write_digits
 from deepconv_cli.files import staged_folder
+from deepconv_cli.localisation.digit_boxes import digit_boxes
 
 
-def data(name: Literal["digits"], out: str, exist_ok: bool = False) -> None:
-    """Write a built-in dataset as an ImageFolder tree (train/ and val/, one folder per class, PNG images).
+def digits(out: str, exist_ok: bool = False) -> None:
+    """Write the built-in digits (1,797 UCI handwritten digits, 8x8, CC BY 4.0) as an ImageFolder tree.
+
+    OUT/train and OUT/val, one folder per class, PNG images.
 
     Args:
-        name: the dataset: "digits" (1,797 UCI handwritten digits, 8x8, CC BY 4.0). Also: `deepconv data
-            digit-boxes OUT` (digits on canvases, with boxes), `deepconv data voc VOC_ROOT OUT --split S` and
-            `deepconv data caltech ROOT OUT` (the VGG paper's Appendix B datasets, from their own layouts).
         out: folder to create; it must not exist yet or be empty.
         exist_ok: succeed without writing when OUT already holds the complete dataset.
     """
@@ -64,27 +64,14 @@ def caltech(root: str, out: str, splits: int = 3, train_per_class: int = 30, tes
         print(f"split {i}: {n_train} training and {n_test} test images in {Path(out) / f'split{i}'}")
 
 
-SETS = {"voc": voc, "caltech": caltech}
+DATASETS = [digits, digit_boxes, voc, caltech]  # the first word chooses (digit-boxes: localisation/digit_boxes.py)
 
 
 def parse(argv: list[str]) -> dict:
     """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
-    if argv[:1] == ["digit-boxes"]:
-        from deepconv_cli.localisation.digit_boxes import digit_boxes
-
-        return parse_function(digit_boxes, argv[1:], "deepconv data digit-boxes")[1]
-    if argv[:1] and argv[0] in SETS:
-        return parse_function(SETS[argv[0]], argv[1:], f"deepconv data {argv[0]}")[1]
-    return parse_function(data, argv, "deepconv data")[1]
+    return parse_function(DATASETS, argv, "deepconv data")[1]
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["digit-boxes"]:  # the localisation set (Appendix A): deepconv_cli/localisation/digit_boxes.py
-        from deepconv_cli.localisation.digit_boxes import main as digit_boxes
-
-        return digit_boxes(argv[1:])
-    if argv[:1] and argv[0] in SETS:
-        run_function(SETS[argv[0]], argv[1:], f"deepconv data {argv[0]}")
-        return 0
-    run_function(data, argv, "deepconv data")
+    run_function(DATASETS, argv, "deepconv data")
     return 0
