@@ -43,7 +43,7 @@ def report(run_root: str, json_out: bool = False, markdown: bool = False, measur
         print(json.dumps(entries, indent=1))
         return entries
     if markdown:
-        print(to_markdown(entries), end="")
+        print(to_markdown(entries))
     else:
         from rich.console import Console
 
