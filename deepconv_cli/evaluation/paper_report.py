@@ -141,7 +141,7 @@ def rich_tables(entries: list[dict]) -> list:
     for title, kind, group in tables(entries):
         what = {"classification": "error (%)", "localisation": "error (%)", "descriptors": "mean AP / recall (%)"}[kind]
         table = Table(title=f"{title}\npaper's {what} vs ours", title_justify="left", box=box.SIMPLE_HEAD,
-                      pad_edge=False, padding=(0, 1))
+                      pad_edge=False, padding=(0, 1), min_width=min(80, len(title)))
         for i, header in enumerate(headers(kind)):
             table.add_column(header, justify="right" if i >= 2 else "left", overflow="fold", min_width=14 if i == 0
                              else None, no_wrap=i in (1, 3, 5))
