@@ -35,6 +35,7 @@ def test_reports_dense_multi_crop_and_fused_errors_for_every_val_image(trained_c
     assert [r["method"] for r in rows] == ["dense", "multi-crop", "dense+multi-crop"]
     for r in rows:
         assert r["images"] == VAL_IMAGES and r["test_q"] == "36" and r["flip"] is False
+        assert r["crop"] == 32 and [m["test_q"] for m in r["members"]] == ["36"]  # what `deepconv report` matches
         assert r["top1_error"] < TOP1_BOUND[r["method"]], r
         assert r["top5_error"] < TOP5_BOUND, r
         assert 0 <= r["top5_error"] <= r["top1_error"]

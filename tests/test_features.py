@@ -192,7 +192,7 @@ def test_bad_input_is_one_line(net_ckpt, digits_dir, tmp_path, capsys):
     assert bad(capsys, "features", "--ckpt", str(net_ckpt), "--raw-pixels", "8", "--data", str(digits_dir / "val"),
                "--out", out)[0] == 2
     assert bad(capsys, "features", "--raw-pixels", "8", "--data", str(digits_dir), "--out", out,
-               "--aggregate", "max")[0] == 2
+               "--aggregate", "median")[0] == 2
     broken = tmp_path / "broken" / "x"
     broken.mkdir(parents=True)
     (broken / "a.png").write_bytes(b"not a png")

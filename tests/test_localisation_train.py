@@ -68,6 +68,22 @@ def test_dense_top5_counts_each_image_once(localiser, boxes_dir, trained_ckpt, t
     assert "40 images, each counted exactly once" in capsys.readouterr().out
 
 
+def test_dense_top5_ranks_by_a_fused_classification_system(localiser, boxes_dir, trained_ckpt, tmp_path):
+    def run(name, *extra):
+        out = tmp_path / f"{name}.json"
+        assert deepconv(["localise", "evaluate", "--ckpt", str(localiser), "--data", str(boxes_dir / "val"),
+                         "--protocol", "dense-top5", "--limit", "20", "--json", str(out), *extra]) == 0
+        return json.loads(out.read_text())["results"][0]
+
+    single = run("single", "--classifier", str(trained_ckpt))
+    twice = run("twice", "--classifier", str(trained_ckpt), "--classifier", str(trained_ckpt))
+    # the same net twice through the fused path ranks exactly as the one net does
+    assert (twice["loc_error"], twice["classification_error"]) == (single["loc_error"], single["classification_error"])
+    assert twice["classifiers"] == ["A", "A"] and twice["arch"] == "A"
+    both = run("both", "--classifier", str(trained_ckpt), "--classifier_method", "dense+multi-crop")
+    assert both["classifier_method"] == "dense+multi-crop" and both["images"] == 20
+
+
 def test_counted_once_refuses_repeats():
     from deepconv_cli.localisation.annotations import Annotated
 

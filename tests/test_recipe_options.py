@@ -83,7 +83,7 @@ def test_recipe_takes_a_config_file_print_config_and_dashed_aliases(tmp_path, ca
                   "--print_config"])
     assert exit_.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed == {"recipe": str(recipe), "dry_run": True, "run_root": "r", "rerun": ["a", "ev"]}
+    assert printed == {"recipe": str(recipe), "dry_run": True, "run_root": "r", "rerun": ["a", "ev"], "data": None}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.yaml", "options.yaml"]
 
 

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recipe": ("deepconv_cli.cli.recipe", "run a chain of stages (train, fine-tune, evaluate, export) resumably"),
     "benchmark": ("deepconv_cli.cli.benchmark", "measure loader, training step and evaluation speed"),
     "compare": ("deepconv_cli.cli.compare", "one table of finished runs: parameters, val error, training time"),
+    "report": ("deepconv_cli.cli.report", "the papers' tables: published numbers against the runs under RUN_ROOT"),
     "models": (
         "deepconv_cli.cli.models", "list the architectures (or one network's layers): weight layers, parameters, FLOPs"
     ),

@@ -1,4 +1,6 @@
-"""`deepconv data digits OUT` / `deepconv data digit-boxes OUT`: write a built-in dataset as an ImageFolder tree."""
+"""`deepconv data digits OUT` / `deepconv data digit-boxes OUT`: write a built-in dataset as an ImageFolder tree;
+`data voc` and `data caltech`: the VGG paper's Appendix B datasets, from their own layouts, as folders that
+`deepconv features` reads."""
 
 from pathlib import Path
 
@@ -26,7 +28,43 @@ def digits(out: str, exist_ok: bool = False) -> None:
     print(f"wrote {counts['train']} training and {counts['val']} validation images of 10 classes to {target}")
 
 
-DATASETS = [digits, digit_boxes]  # the first word chooses: digits, digit-boxes (localisation/digit_boxes.py)
+def voc(root: str, out: str, split: str = "trainval") -> None:
+    """A PASCAL VOC split (VOCdevkit/VOC2007: JPEGImages/, ImageSets/Main/<class>_<split>.txt) as OUT/<split>/
+    (links to the images) and OUT/labels.csv (`cat:difficult` for an image with only difficult cats), for
+    `deepconv features --data OUT/<split>` then `deepconv linear-svm --labels OUT/labels.csv --ap voc2007`.
+
+    Args:
+        root: the VOC<year> folder, or a folder holding it (or VOCdevkit/).
+        out: folder to write into; run once per split (train, val, trainval, test), the CSV accumulates.
+        split: the ImageSets/Main split name.
+    """
+    from deepconv_cli.data.voc import write_voc
+
+    n = write_voc(root, out, split)
+    print(f"linked {n} images of {split} into {Path(out) / split}; labels in {Path(out) / 'labels.csv'}")
+
+
+def caltech(root: str, out: str, splits: int = 3, train_per_class: int = 30, test_per_class: int = 50,
+            seed: int = 0) -> None:
+    """Seeded random splits of a Caltech folder (one folder per class) as OUT/split<i>/{train,val}/<class>/
+    (links): Caltech-101 as in the VGG paper = 3 splits of 30 training and up to 50 test images per class;
+    Caltech-256 = --train_per_class 60 --test_per_class 0 (the rest).
+
+    Args:
+        root: the class folders' parent (101_ObjectCategories/ or 256_ObjectCategories/).
+        out: folder to write into.
+        splits: number of random splits.
+        train_per_class: training images per class.
+        test_per_class: at most this many test images per class (0: all the rest).
+        seed: split i draws with seed + i.
+    """
+    from deepconv_cli.data.voc import write_caltech
+
+    for i, (n_train, n_test) in enumerate(write_caltech(root, out, splits, train_per_class, test_per_class, seed)):
+        print(f"split {i}: {n_train} training and {n_test} test images in {Path(out) / f'split{i}'}")
+
+
+DATASETS = [digits, digit_boxes, voc, caltech]  # the first word chooses (digit-boxes: localisation/digit_boxes.py)
 
 
 def parse(argv: list[str]) -> dict:

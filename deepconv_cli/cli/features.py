@@ -12,7 +12,7 @@ def features(
     out: str,
     ckpt: list[str] | None = None,
     scales: str | None = None,
-    aggregate: Literal["average", "stack"] = "average",
+    aggregate: Literal["average", "stack", "max"] = "average",
     flip: bool = True,
     raw_pixels: int = 0,
     batch_size: int = 32,
@@ -37,7 +37,7 @@ def features(
             metadata).
         ckpt: a deepconv checkpoint; repeat for late fusion (--ckpt d.ckpt --ckpt e.ckpt).
         scales: scales Q, comma-separated, e.g. 256,384,512 (default: each checkpoint's test scales).
-        aggregate: combine the scales by averaging (D values) or stacking (D x scales values).
+        aggregate: combine the scales by averaging or max-pooling (D values) or stacking (D x scales values).
         flip: average with the horizontally flipped image (--flip false to turn off).
         raw_pixels: instead of a network, the pixel baseline: each image squashed to SIZE x SIZE, its RGB values
             flattened, centred and L2-normalised.
@@ -64,6 +64,11 @@ def features(
     print(f"wrote {out}: {len(feats.paths)} images x {feats.dim} values ({how}, {labels})")
 
 
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
+    return parse_options(features, argv, "deepconv features", ALIASES)
+
+
 def main(argv: list[str]) -> int:
-    features(**parse_options(features, argv, "deepconv features", ALIASES))
+    features(**parse(argv))
     return 0

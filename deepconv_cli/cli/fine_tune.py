@@ -5,6 +5,8 @@ recorded in config.yaml and may be YAML keys; `--init-from`/`--init-layers` are 
   --init_from CKPT         the trained checkpoint (a shallower net for deepening, or the same architecture)
   --init_layers paper|all  paper: A's first four convs + three FCs into the same positions (default when the
                            architectures differ); all: every layer (default for the same architecture)
+  --freeze PATTERN         = --model.freeze: leave the parameters whose names match untrained (`features`: only the
+                           FC layers train, as the VGG paper's ILSVRC-submission D in Table 6)
 Optimizer, scheduler and epoch counters start fresh: this is initialisation, not Lightning's resume. A run
 interrupted after its first checkpoint resumes from RUN_DIR/last.ckpt like `train` does.
 """
@@ -29,8 +31,23 @@ def copy_table(rows, target: str, source: str, path: str):
     return table
 
 
+def freeze_alias(argv: list[str]) -> list[str]:
+    """`--freeze PATTERN` spelled as the model option it is, `--model.freeze=PATTERN`."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--freeze" and i + 1 < len(argv):
+            out.append(f"--model.freeze={argv[i + 1]}")
+            i += 2
+            continue
+        out.append("--model.freeze=" + arg.split("=", 1)[1] if arg.startswith("--freeze=") else arg)
+        i += 1
+    return out
+
+
 def parse(argv: list[str]):
     """The configuration `main` trains with (see train.parse); --init_from is required."""
+    argv = freeze_alias(argv)
     config = parse_training(argv, "deepconv fine-tune", fine_tune=True)
     if not config.get("init_from"):
         raise usage("fine-tune needs --init_from CKPT (a trained deepconv checkpoint)")
@@ -38,6 +55,7 @@ def parse(argv: list[str]):
 
 
 def main(argv: list[str]) -> int:
+    argv = freeze_alias(argv)
     given = option_values(argv, "--init_from", "--init-from")
     asks_only = wants_help(argv) or any(a.startswith("--print_config") for a in argv)
     if not given and not asks_only and not option_values(argv, "-c", "--config"):

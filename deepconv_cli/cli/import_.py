@@ -41,7 +41,12 @@ def import_weights(
     )
 
 
-def main(argv: list[str]) -> int:
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
     weights = ("weights", "the state dict: .pth/.pt (e.g. vgg16-397923af.pth) or .safetensors")
-    import_weights(**parse_options(import_weights, argv, "deepconv import", ALIASES, weights))
+    return parse_options(import_weights, argv, "deepconv import", ALIASES, weights)
+
+
+def main(argv: list[str]) -> int:
+    import_weights(**parse(argv))
     return 0

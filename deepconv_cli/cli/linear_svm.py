@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
@@ -33,6 +34,8 @@ def linear_svm(
     folds: int = 5,
     seed: int = 0,
     json_file: str | None = None,
+    dataset: str | None = None,
+    ap: Literal["voc2007", "voc2010", "sklearn"] = "voc2007",
 ) -> list[dict]:
     """Linear SVMs (scikit-learn LinearSVC, one-vs-rest) on `deepconv features` files, C chosen by
     cross-validation on each training split.
@@ -55,6 +58,11 @@ def linear_svm(
         folds: cross-validation folds on the training split for choosing C.
         seed: seed of the random splits and folds.
         json_file: (--json) also write the rows as JSON (mean, std and per-split scores in percent).
+        dataset: the dataset's name recorded in the JSON (VOC-2007, VOC-2012, Caltech-101, Caltech-256), which
+            `deepconv report` matches against the VGG paper's Table 11.
+        ap: mean AP as the VOC devkit computes it: voc2007 (11-point interpolated) or voc2010 (area under the
+            monotone precision envelope, VOC-2010 and later), or sklearn (non-interpolated); labels marked
+            `cat:difficult` in the CSV are left out of that class's AP (and count as positives in training).
     """
     grid = parse_c_grid(c_grid)
     features, train, test = features or [], train or [], test or []
@@ -76,14 +84,23 @@ def linear_svm(
     table = read_label_csv(labels) if labels else None
     results = []
     for name in features:
-        results.append(random_splits(name, read_features(name), splits, per_class, test_per_class, grid, folds, seed))
+        feats = read_features(name)
+        results.append((random_splits(name, feats, splits, per_class, test_per_class, grid, folds, seed), feats))
     for tr, te in zip(train, test):
-        results.append(fixed_split(tr, read_features(tr), te, read_features(te), table, grid, folds, seed))
-    rows = [r.to_dict() for r in results]
+        feats = read_features(tr)
+        results.append((fixed_split(tr, feats, te, read_features(te), table, grid, folds, seed, ap), feats))
+    rows = [{**r.to_dict(), **made_by(feats.settings, dataset, ap if table else None)} for r, feats in results]
     show(rows)
     if json_file:
         write_text_atomically(json_file, json.dumps(rows, indent=1) + "\n")
     return rows
+
+
+def made_by(settings: dict, dataset: str | None, ap: str | None) -> dict:
+    """What `deepconv report` matches a row on: the networks (arch, crop, scales), the scale pooling, the dataset."""
+    nets = [{"arch": n["arch"], "crop": n.get("crop_size", 224), "test_q": ",".join(map(str, n["scales"]))}
+            for n in settings.get("networks") or []]
+    return {"dataset": dataset, "networks": nets, "aggregate": settings.get("aggregate"), "ap": ap}
 
 
 def show(rows: list[dict]) -> None:
@@ -106,6 +123,11 @@ def show(rows: list[dict]) -> None:
     show_table(table)
 
 
+def parse(argv: list[str]) -> dict:
+    """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
+    return parse_options(linear_svm, argv, "deepconv linear-svm", ALIASES)
+
+
 def main(argv: list[str]) -> int:
-    linear_svm(**parse_options(linear_svm, argv, "deepconv linear-svm", ALIASES))
+    linear_svm(**parse(argv))
     return 0

@@ -26,11 +26,12 @@ def _scales(values: list[str] | None) -> list[list[int]] | None:
 def evaluate(
     ckpt: list[str],
     data: str,
-    classifier: str | None = None,
+    classifier: list[str] | None = None,
     boxes: str | None = None,
     protocol: Protocol = "dense-top5",
     scales: list[str] | None = None,
     classifier_scales: str | None = None,
+    classifier_method: Literal["dense", "multi-crop", "dense+multi-crop", "10-crop", "center"] = "dense",
     topk: int = 5,
     merge_iou: float = 0.5,
     offsets: int = 1,
@@ -46,12 +47,15 @@ def evaluate(
     Args:
         ckpt: a localiser checkpoint; repeat to fuse several (union of boxes before merging).
         data: the val/ folder or a dataset root containing val/.
-        classifier: classification checkpoint ranking the classes (dense-top5).
+        classifier: classification checkpoint ranking the classes (dense-top5); repeat to fuse several, as the
+            paper's "best classification system" (Table 9: the nets of Table 6, dense + multi-crop).
         boxes: boxes folder (<class>/<image>.xml) or CSV (default: DATA/boxes).
         protocol: centre-gt (the ground-truth class, one central crop) or dense-top5 (the classifier's top
             classes, the localisers applied densely).
         scales: localiser test scales Q,Q,...; once for all, or once per --ckpt in order (default: its S).
         classifier_scales: the classifier's scales (default: its S-32,S,S+32 or Smin,mid,Smax).
+        classifier_method: how the classifiers are evaluated (as `deepconv evaluate --method`); their posteriors
+            are averaged over methods, scales and classifiers.
         topk: classes (each with one box) per image.
         merge_iou: greedy merging joins groups of boxes above this IoU.
         offsets: dense passes shifted by stride/N, N per axis (OverFeat's offsets; the VGG paper used 1).
@@ -72,9 +76,9 @@ def evaluate(
 
     rows, left_out = run(ckpt, data, protocol, classifier, boxes, _scales(scales),
                          parse_scales(classifier_scales) if classifier_scales else None, topk, merge_iou,
-                         skip_bad_images, limit, device, offsets, flip)
+                         skip_bad_images, limit, device, offsets, flip, classifier_method)
     table = Table(title=f"{data}: localisation error ({protocol}, IoU > 0.5)")
-    keys = [k for k in rows[0] if k != "protocol"]
+    keys = [k for k in rows[0] if k not in ("protocol", "members", "crop", "classifiers", "classifier_q", "arch")]
     for key in keys:
         table.add_column(key.replace("_", " "), justify="right" if isinstance(rows[0][key], float | int) else "left")
     for r in rows:

@@ -79,7 +79,8 @@ def command_lines(recipe: Recipe, statuses: dict[str, str]) -> list[str]:
     return lines
 
 
-def run(recipe: str, dry_run: bool = False, run_root: str | None = None, rerun: list[str] | None = None) -> None:
+def run(recipe: str, dry_run: bool = False, run_root: str | None = None, rerun: list[str] | None = None,
+        data: str | None = None) -> None:
     """Run the stages in order, skipping finished ones and resuming an interrupted training stage.
 
     Before anything starts, every pending stage's arguments are parsed by its command's own parser and the data
@@ -90,8 +91,9 @@ def run(recipe: str, dry_run: bool = False, run_root: str | None = None, rerun: 
         dry_run: check the stages' options, data and checkpoints, print the plan and the commands, then stop.
         run_root: folder for the stages' run directories (default: the recipe's run_root).
         rerun: run these stages again from scratch even if they finished (repeat --rerun STAGE).
+        data: the dataset folder that {data} in the stages' arguments stands for (default: the recipe's `data:`).
     """
-    loaded = load_recipe(recipe, run_root)
+    loaded = load_recipe(recipe, run_root, data)
     console = Console()
     statuses = plan(loaded, rerun or [])
     check_arguments(loaded, [s for s in loaded.stages if statuses[s.name] not in ("done", "changed-kept")])

@@ -8,6 +8,7 @@ from rich.table import Table
 
 COLUMNS = ("model", "arch", "train_s", "test_q", "method", "flip", "top1_error", "top5_error", "images", "seconds",
            "ckpt")
+JSON_COLUMNS = COLUMNS + ("crop", "members", "preprocessing")  # the last three: what `deepconv report` matches on
 HEADERS = {"model": "model", "arch": "config", "train_s": "train S", "test_q": "test Q", "method": "method",
            "top1_error": "top-1 err (%)", "top5_error": "top-5 err (%)", "images": "images", "seconds": "time (s)"}
 
@@ -25,7 +26,7 @@ def table(rows: list[dict], title: str) -> Table:
 
 
 def to_json(rows: list[dict]) -> str:
-    return json.dumps([{k: r[k] for k in COLUMNS} for r in rows], indent=1) + "\n"
+    return json.dumps([{k: r[k] for k in JSON_COLUMNS if k in r} for r in rows], indent=1) + "\n"
 
 
 def to_csv(rows: list[dict]) -> str:

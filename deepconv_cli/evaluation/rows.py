@@ -23,6 +23,10 @@ class Row:
     top1: MulticlassAccuracy
     top5: MulticlassAccuracy
     parts: list[tuple[int, str]] = field(default_factory=list)  # (member, single method) whose time it sums
+    # what `deepconv report` matches a published row on: crop size (scales in the paper's units), the fused nets
+    crop: int = 224
+    members: list[dict] = field(default_factory=list)
+    preprocessing: str = "mean_rgb"
 
     def result(self, flip: bool, images: int, seconds: dict[tuple[int, str], float]) -> dict:
         return {
@@ -31,6 +35,7 @@ class Row:
             "top1_error": round(100.0 * (1.0 - self.top1.compute().item()), 4),
             "top5_error": round(100.0 * (1.0 - self.top5.compute().item()), 4),
             "images": images, "seconds": round(sum(seconds[p] for p in self.parts), 3),
+            "crop": self.crop, "members": self.members, "preprocessing": self.preprocessing,
         }
 
 
@@ -46,7 +51,10 @@ def make_rows(members: list, method: str) -> dict[tuple[str, str], Row]:
         for m in methods:
             parts = [(w, s) for w in who for s in (singles if m == FUSED else [m])]
             top1, top5 = (MulticlassAccuracy(n, top_k=t, average="micro", sync_on_compute=False) for t in (1, k))
-            rows[key, m] = Row(label, ckpt, arch, train_s, test_q, m, top1, top5, parts)
+            nets = [{"arch": members[w].meta.arch, "train_s": members[w].train_s,
+                     "test_q": ",".join(map(str, members[w].scales))} for w in who]
+            rows[key, m] = Row(label, ckpt, arch, train_s, test_q, m, top1, top5, parts, members[who[0]].meta.crop_size,
+                               nets, members[who[0]].meta.preprocessing)
 
     for i, m in enumerate(members):
         add(str(i), m.name, str(m.path), m.meta.arch, m.train_s, ",".join(map(str, m.scales)), [i])

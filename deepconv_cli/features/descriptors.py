@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from deepconv_cli.models.interface import Classifier
 
-AGGREGATES = ("average", "stack")
+AGGREGATES = ("average", "stack", "max")  # across scales: mean, concatenation, element-wise max
 
 
 def descriptor_map(model: Classifier, x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,10 @@ def model_descriptors(
                     out = torch.zeros(len(images), d.shape[1])
                 out[idx] = d
         per_scale.append(out)
-    combined = torch.stack(per_scale).mean(dim=0) if aggregate == "average" else torch.cat(per_scale, dim=1)
+    if aggregate == "stack":
+        combined = torch.cat(per_scale, dim=1)
+    else:
+        combined = torch.stack(per_scale).amax(dim=0) if aggregate == "max" else torch.stack(per_scale).mean(dim=0)
     return l2_normalise(combined)
 
 

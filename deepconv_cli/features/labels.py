@@ -10,6 +10,7 @@ from deepconv_cli.errors import usage
 from deepconv_cli.files import existing_file
 
 SEPARATORS = (";", "|")
+DIFFICULT = ":difficult"  # `cat:difficult`: the image shows a cat marked difficult (VOC), left out of cat's AP
 
 
 def read_label_csv(path: str | Path) -> dict[str, list[str]]:
@@ -33,7 +34,8 @@ def read_label_csv(path: str | Path) -> dict[str, list[str]]:
 
 
 def label_matrix(paths: list[str], table: dict[str, list[str]], classes: list[str], what: str) -> np.ndarray:
-    """(N, K) 0/1: row i marks the labels of image `paths[i]` (looked up by relative path, then by file name)."""
+    """(N, K): 1 where image `paths[i]` (looked up by relative path, then by file name) has label k, -1 where it
+    has it only as difficult, 0 elsewhere."""
     by_name = {Path(k).name: v for k, v in table.items()}
     index = {c: k for k, c in enumerate(classes)}
     y = np.zeros((len(paths), len(classes)), dtype=np.int64)
@@ -44,11 +46,13 @@ def label_matrix(paths: list[str], table: dict[str, list[str]], classes: list[st
             missing.append(p)
             continue
         for label in labels:
-            y[i, index[label]] = 1
+            hard = label.endswith(DIFFICULT)
+            k = index[label.removesuffix(DIFFICULT)]
+            y[i, k] = max(y[i, k], 1) if not hard else (y[i, k] or -1)
     if missing:
         raise usage(f"{len(missing)} images of {what} have no row in the labels CSV, e.g. {', '.join(missing[:3])}")
     return y
 
 
 def label_names(table: dict[str, list[str]]) -> list[str]:
-    return sorted({label for labels in table.values() for label in labels})
+    return sorted({label.removesuffix(DIFFICULT) for labels in table.values() for label in labels})

@@ -81,7 +81,8 @@ def random_splits(name: str, feats: Features, splits: int, per_class: int, test_
 
 
 def fixed_split(train_name: str, train: Features, test_name: str, test: Features,
-                table: dict[str, list[str]] | None = None, c_grid=C_GRID, folds: int = 5, seed: int = 0) -> SvmResult:
+                table: dict[str, list[str]] | None = None, c_grid=C_GRID, folds: int = 5, seed: int = 0,
+                ap: str = "voc2007") -> SvmResult:
     """Train on one file, test on the other: mean AP when a labels table is given (multi-label), else mean class
     recall with the class folders' names matched between the two files."""
     if train.dim != test.dim:
@@ -92,8 +93,8 @@ def fixed_split(train_name: str, train: Features, test_name: str, test: Features
         classes = label_names(table)
         ytr = label_matrix(train.paths, table, classes, train_name)
         yte = label_matrix(test.paths, table, classes, test_name)
-        model, c = fit_multi_label(xtr, ytr, c_grid, folds, seed)
-        score, metric = mean_average_precision(model, xte, yte), MAP
+        model, c = fit_multi_label(xtr, (ytr != 0).astype(np.int64), c_grid, folds, seed)  # difficult: a positive
+        score, metric = mean_average_precision(model, xte, yte, ap), MAP
     else:
         ytr = single_labels(train, train_name)
         unknown = sorted(set(test.classes) - set(train.classes))

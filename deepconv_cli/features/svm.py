@@ -12,6 +12,7 @@ from sklearn.svm import LinearSVC
 
 from deepconv_cli.errors import usage
 from deepconv_cli.features import C_GRID
+from deepconv_cli.features.voc_ap import voc_mean_ap
 
 MAX_ITER = 20000
 
@@ -50,14 +51,18 @@ def fit_multi_label(x: np.ndarray, y: np.ndarray, c_grid=C_GRID, folds: int = 5,
     return search.best_estimator_, float(search.best_params_["estimator__C"])
 
 
-def mean_average_precision(model, x: np.ndarray, y: np.ndarray) -> float:
-    """The mean over labels (those with a positive test image) of the average precision of the SVM scores (VOC
-    protocol, with scikit-learn's non-interpolated AP)."""
+def mean_average_precision(model, x: np.ndarray, y: np.ndarray, ap: str = "voc2007") -> float:
+    """The mean over labels (those with a positive test image) of the average precision of the SVM scores: the VOC
+    devkit's (voc2007: 11-point interpolated; voc2010: area under the precision envelope) or scikit-learn's
+    non-interpolated one (sklearn). y: 1 positive, 0 negative, -1 difficult (left out of that label's AP)."""
     scores = model.decision_function(x)
-    present = [k for k in range(y.shape[1]) if y[:, k].any()]
+    present = [k for k in range(y.shape[1]) if (y[:, k] > 0).any()]
     if not present:
         raise usage("no test image carries any label: mean AP is undefined")
-    return float(np.mean([average_precision_score(y[:, k], scores[:, k]) for k in present]))
+    if ap == "sklearn":
+        return float(np.mean([average_precision_score(y[y[:, k] >= 0, k], scores[y[:, k] >= 0, k]) for k in present]))
+    gt = np.where(y > 0, 1, np.where(y < 0, 0, -1))  # the devkit's coding: 1 positive, -1 negative, 0 difficult
+    return voc_mean_ap(scores, gt, ap)
 
 
 def random_split(

@@ -35,6 +35,7 @@ class Localiser:
     stride: float
     offsets: int = 1
     flip: bool = False
+    train_layers: str = "all"  # what was fine-tuned for localisation: all layers or fc (Table 8)
 
     @property
     def name(self) -> str:
@@ -63,7 +64,8 @@ def load_localisers(paths: list[str], scales: list[list[int]] | None, device: to
             raise usage(f"test scale Q={min(qs)} is smaller than {path}'s crop size {meta.crop_size}")
         model = model.to(device)
         stride = output_stride(model, meta.crop_size, device)
-        out.append(Localiser(Path(path), model, meta, info["regression"], qs, stride, offsets, flip))
+        out.append(Localiser(Path(path), model, meta, info["regression"], qs, stride, offsets, flip,
+                             info.get("train_layers", "all")))
     first = out[0].meta.classes
     if any(loc.meta.classes != first for loc in out[1:]):
         raise usage("the localisers were trained on different classes; fusion needs the same classes")

@@ -49,14 +49,37 @@ def row(name: str, locs: list[Localiser], protocol: str, result: dict) -> dict:
     test_q = ",".join(map(str, qs)) if qs else "/".join(",".join(map(str, loc.scales)) for loc in locs)
     return {"localiser": name, "regression": "+".join(sorted({loc.regression for loc in locs})),
             "train_s": "/".join(str(loc.meta.s_min) for loc in locs), "protocol": protocol, "test_q": test_q,
+            "arch": "+".join(loc.meta.arch for loc in locs), "crop": locs[0].meta.crop_size,
+            "fine_tuned": "+".join(sorted({loc.train_layers for loc in locs})),
+            "members": [{"arch": loc.meta.arch, "train_s": str(loc.meta.s_min),
+                         "test_q": ",".join(map(str, qs if qs else loc.scales))} for loc in locs],
             **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
 
 
-def run(ckpts: list[str], data: str, protocol: str, classifier: str | None = None, boxes: str | None = None,
-        scales: list[list[int]] | None = None, classifier_scales: list[int] | None = None, topk: int = 5,
-        merge_iou: float = 0.5, skip_bad_images: bool = False, limit: int = 0, device: str = "auto",
-        offsets: int = 1, flip: bool = False) -> tuple[list[dict], str]:
-    """Result rows and a note on the images left out (`offsets`, `flip`: the dense passes, see dense.views)."""
+def fused_ranking(classifiers: list, method: str):
+    """picture -> class posteriors averaged over the classifiers [(model, meta, scales)] and the single methods of
+    `method` (dense, multi-crop, dense+multi-crop, ...), as `deepconv evaluate` fuses them (Tables 5-6)."""
+    from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
+    from deepconv_cli.evaluation.fusion import components, method_posteriors
+
+    singles = components(method)
+
+    def rank(picture) -> torch.Tensor:
+        parts = []
+        for model, meta, qs in classifiers:
+            images = [{q: to_uint8_tensor(rescale_shorter(picture, q)) for q in qs}]
+            parts += [method_posteriors(model, images, qs, m, True, 64, meta.center_square)[0].cpu() for m in singles]
+        return torch.stack(parts).mean(dim=0)
+
+    return rank
+
+
+def run(ckpts: list[str], data: str, protocol: str, classifier: str | list[str] | None = None,
+        boxes: str | None = None, scales: list[list[int]] | None = None, classifier_scales: list[int] | None = None,
+        topk: int = 5, merge_iou: float = 0.5, skip_bad_images: bool = False, limit: int = 0, device: str = "auto",
+        offsets: int = 1, flip: bool = False, classifier_method: str = "dense") -> tuple[list[dict], str]:
+    """Result rows and a note on the images left out (`offsets`, `flip`: the dense passes, see dense.views);
+    several classifiers and a method other than dense: the top-k classes from their fused posteriors."""
     if protocol not in PROTOCOLS:
         raise usage(f"--protocol must be one of {', '.join(PROTOCOLS)}")
     dev = resolve_device(device)
@@ -74,12 +97,18 @@ def run(ckpts: list[str], data: str, protocol: str, classifier: str | None = Non
             return [row(loc.name, [loc], protocol, centre_gt(loc, items, step=step)) for loc in locs], left_out
         if not classifier:
             raise usage("--protocol dense-top5 ranks the boxes by a classifier's scores: pass --classifier CKPT")
-        cls_model, cls_meta = load_model(classifier)
-        if cls_meta.classes != locs[0].meta.classes:
-            raise usage(f"{classifier} classifies other classes than the localisers")
-        cls_model = cls_model.to(dev)
-        qs = classifier_scales or cls_meta.default_test_scales()
+        classifiers = []
+        for path in [classifier] if isinstance(classifier, str) else classifier:
+            cls_model, cls_meta = load_model(path)
+            if cls_meta.classes != locs[0].meta.classes:
+                raise usage(f"{path} classifies other classes than the localisers")
+            classifiers.append((cls_model.to(dev), cls_meta, classifier_scales or cls_meta.default_test_scales()))
+        cls_model, _, qs = classifiers[0]  # its score maps weigh the boxes
+        rank = fused_ranking(classifiers, classifier_method) if len(classifiers) > 1 or classifier_method != "dense" \
+            else None
+        system = {"classifiers": [m.arch for _, m, _ in classifiers], "classifier_method": classifier_method,
+                  "classifier_q": [",".join(map(str, q)) for _, _, q in classifiers]}
         groups = [(loc.name, [loc]) for loc in locs] + ([("fusion", locs)] if len(locs) > 1 else [])
-        rows = [row(name, group, protocol, dense_top5(group, cls_model, qs, items, topk, merge_iou=merge_iou,
-                                                       step=step)) for name, group in groups]
+        rows = [{**row(name, group, protocol, dense_top5(group, cls_model, qs, items, topk, merge_iou=merge_iou,
+                                                          step=step, rank=rank)), **system} for name, group in groups]
     return rows, left_out

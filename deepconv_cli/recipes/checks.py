@@ -56,7 +56,7 @@ def stage_outputs(recipe, stage) -> list[Path]:
     """Folders a stage writes: its run directory, and the dataset folder of a `data` stage."""
     outputs = [Path(os.path.abspath(recipe.run_dir(stage)))]
     if stage.command == "data" and len(positionals(stage.args)) >= 2:
-        outputs.append(Path(os.path.abspath(positionals(stage.args)[1])))
+        outputs.append(Path(os.path.abspath(positionals(recipe.argv(stage)[1:])[1])))  # {data}, {run_root} resolved
     return outputs
 
 

@@ -46,7 +46,7 @@ from deepconv_cli.files import reason, write_text_atomically
 from deepconv_cli.recipes.checks import fingerprint
 
 COMMANDS = ("data", "train", "fine-tune", "evaluate", "export", "predict", "compare", "localise fit",
-            "localise evaluate", "localise predict")
+            "localise evaluate", "localise predict", "features", "linear-svm", "report", "import")
 FORWARDED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP, signal.SIGINT)
 PR_SET_PDEATHSIG = 1
 TRAINING = ("train", "fine-tune", "localise fit")
@@ -68,6 +68,7 @@ class Recipe:
     path: Path
     run_root: Path
     stages: list[Stage]
+    data: str = "data"  # {data} in a stage's arguments: the recipe's `data:` or `recipe run --data DIR`
 
     def run_dir(self, stage: Stage) -> Path:
         return self.run_root / stage.name
@@ -126,12 +127,14 @@ class Recipe:
                 return str(run_dir)
             if key == "run_root":
                 return str(self.run_root)
+            if key == "data":
+                return self.data
             return str(self.checkpoint(key))
 
         return re.sub(r"\{([\w:.-]+)\}", resolve, arg)
 
 
-def load_recipe(path: str | Path, run_root: str | None = None) -> Recipe:
+def load_recipe(path: str | Path, run_root: str | None = None, data: str | None = None) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise usage(f"recipe not found: {path}")
@@ -141,9 +144,10 @@ def load_recipe(path: str | Path, run_root: str | None = None) -> Recipe:
         raise usage(f"{path} is not valid YAML: {reason(e)}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("stages"), list) or not raw["stages"]:
         raise usage(f"{path}: a recipe needs a non-empty `stages:` list")
-    unknown = set(raw) - {"run_root", "stages", "description"}
+    unknown = set(raw) - {"run_root", "stages", "description", "data"}
     if unknown:
-        raise usage(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: run_root, stages, description)")
+        allowed = "run_root, data, stages, description"
+        raise usage(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {allowed})")
     stages, seen = [], set()
     for i, s in enumerate(raw["stages"]):
         if not isinstance(s, dict) or "name" not in s or "command" not in s:
@@ -165,7 +169,7 @@ def load_recipe(path: str | Path, run_root: str | None = None) -> Recipe:
         stages.append(Stage(s["name"], s["command"], config, [str(a) for a in s.get("args") or []],
                             s.get("init_from"), s.get("ckpt")))
     root = Path(run_root or raw.get("run_root") or Path("runs") / path.stem)
-    return Recipe(path, root, stages)
+    return Recipe(path, root, stages, str(data or raw.get("data") or "data"))
 
 
 def _die_with_parent() -> None:

@@ -1,6 +1,7 @@
 """ClassifierModule: any registered network trained as in section 3.1 of the VGG paper (SGD, momentum, plateau
 lr drops); the network comes from the registry by name, so this module knows no architecture."""
 
+import re
 import time
 from typing import Literal
 
@@ -18,6 +19,24 @@ from deepconv_cli.models.registry import accepted_names, build, resolve_arch
 
 # the registry's names and aliases, so `--model.arch vgg16` works and a typo is a one-line usage error
 ArchName = Literal[accepted_names()]
+
+
+def freeze_parameters(model: torch.nn.Module, pattern: str) -> list[str]:
+    """Stop training the parameters whose name matches the regular expression `pattern` (re.search), e.g.
+    `features` = every conv layer: only the FC layers train (the VGG paper's ILSVRC-submission D, Table 6)."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"model.freeze {pattern!r} is not a regular expression: {e}") from None
+    names = [n for n, _ in model.named_parameters()]
+    frozen = [n for n in names if regex.search(n)]
+    if not frozen or len(frozen) == len(names):
+        raise ValueError(f"model.freeze {pattern!r} matches {'no' if not frozen else 'every'} parameter; names look "
+                         f"like {names[0]} ... {names[-1]}")
+    for name, p in model.named_parameters():
+        if name in frozen:
+            p.requires_grad_(False)
+    return frozen
 
 
 class ClassifierModule(L.LightningModule):
@@ -47,6 +66,7 @@ class ClassifierModule(L.LightningModule):
         compile: compile the network with torch.compile (a one-off pause in the first training step, reported
             in one line; checkpoints unchanged and loadable without compile); default: on when training on CUDA,
             off on CPU.
+        freeze: regex of parameter names left untrained (`features`: only the FC layers train).
     """
 
     def __init__(
@@ -68,6 +88,7 @@ class ClassifierModule(L.LightningModule):
         max_lr_drops: NonNegativeInt = 3,
         channels_last: bool | None = None,
         compile: bool | None = None,
+        freeze: str | None = None,
     ) -> None:
         super().__init__()
         # jsonargparse's constrained types (PositiveFloat, ...) are float/int subclasses that torch.load(weights_only)
@@ -87,6 +108,8 @@ class ClassifierModule(L.LightningModule):
         self.meta = ModelMeta(arch, num_classes, classes, width, crop_size, dropout, options=options)
         self.model = build(arch, num_classes=num_classes, width=width, crop_size=crop_size, dropout=dropout,
                            init=init, init_std=init_std, **options)
+        if freeze:
+            freeze_parameters(self.model, freeze)
         self.register_buffer("pca_eigval", torch.zeros(0), persistent=False)
         self.register_buffer("pca_eigvec", torch.zeros(0), persistent=False)
         self.pca_std = 0.0
