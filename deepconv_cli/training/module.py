@@ -21,6 +21,13 @@ from deepconv_cli.training.faults import logging_step
 ArchName = Literal[accepted_names()]
 
 
+def sgd_implementation(impl: str, device_type: str) -> dict:
+    """torch.optim.SGD's `fused`/`foreach` arguments for `--model.sgd_impl` (auto: fused on CUDA, foreach else)."""
+    if impl == "auto":
+        impl = "fused" if device_type == "cuda" else "foreach"
+    return {"fused": impl == "fused", "foreach": impl == "foreach"}
+
+
 class ClassifierModule(L.LightningModule):
     """A network of the registry and its optimisation.
 
@@ -48,6 +55,9 @@ class ClassifierModule(L.LightningModule):
         compile: compile the network with torch.compile (a one-off pause in the first training step, reported
             in one line; checkpoints unchanged and loadable without compile); default: on when training on CUDA,
             off on CPU.
+        sgd_impl: SGD's implementation: "auto" (fused kernels on CUDA, foreach, i.e. one batched kernel per
+            operation over all parameters, elsewhere), "fused", "foreach" or "for-loop" (one parameter at a time,
+            PyTorch's reference). Same update, up to rounding.
     """
 
     def __init__(
@@ -69,6 +79,7 @@ class ClassifierModule(L.LightningModule):
         max_lr_drops: NonNegativeInt = 3,
         channels_last: bool | None = None,
         compile: bool | None = None,
+        sgd_impl: Literal["auto", "fused", "foreach", "for-loop"] = "auto",
     ) -> None:
         super().__init__()
         # jsonargparse's constrained types (PositiveFloat, ...) are float/int subclasses that torch.load(weights_only)
@@ -206,7 +217,8 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay,
+                              **sgd_implementation(hp.get("sgd_impl", "auto"), self.device.type))
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=hp.lr_drop_factor, patience=hp.lr_patience
         )
