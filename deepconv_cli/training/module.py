@@ -21,6 +21,16 @@ from deepconv_cli.training.faults import logging_step
 ArchName = Literal[accepted_names()]
 
 
+class WeightedMean(MeanMetric):
+    """MeanMetric without its per-update NaN check (`isnan(x).any()`: the host waits for the device every step;
+    NonFiniteGuard reports NaNs). torchmetrics' own nan_strategy="disable" also drops the weights."""
+
+    def _cast_and_nan_check_input(self, x, weight=None):
+        x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
+        weight = torch.ones_like(x) if weight is None else torch.as_tensor(weight, dtype=self.dtype, device=self.device)
+        return x, weight
+
+
 def sgd_implementation(impl: str, device_type: str) -> dict:
     """torch.optim.SGD's `fused`/`foreach` arguments for `--model.sgd_impl` (auto: fused on CUDA, foreach else)."""
     if impl == "auto":
@@ -110,8 +120,7 @@ class ClassifierModule(L.LightningModule):
         self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top5 = MulticlassAccuracy(num_classes, top_k=k, average="micro")
         # image-weighted means synced exactly across devices (Lightning's sync_dist averages per-process means)
-        # nan_strategy "disable": no per-step `isnan().any()` wait for the device (NonFiniteGuard reports NaNs)
-        self.train_loss, self.val_loss = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
+        self.train_loss, self.val_loss = WeightedMean(), WeightedMean()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
