@@ -65,9 +65,7 @@ class ClassifierModule(L.LightningModule):
         compile: compile the network with torch.compile (a one-off pause in the first training step, reported
             in one line; checkpoints unchanged and loadable without compile); default: on when training on CUDA,
             off on CPU.
-        sgd_impl: SGD's implementation: "auto" (fused kernels on CUDA, foreach, i.e. one batched kernel per
-            operation over all parameters, elsewhere), "fused", "foreach" or "for-loop" (one parameter at a time,
-            PyTorch's reference). Same update, up to rounding.
+        sgd_impl: SGD kernels (same update): auto = fused on CUDA, foreach elsewhere.
     """
 
     def __init__(
