@@ -11,6 +11,7 @@ import logging
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -23,6 +24,7 @@ from deepconv_cli.data.datamodule import ImageFolderData
 from deepconv_cli.models.interface import Classifier
 from deepconv_cli.models.registry import build, flop_count
 from deepconv_cli.training import speed
+from deepconv_cli.training.faults import NonFiniteGuard, RngState, StopOnSignal
 from deepconv_cli.training.module import ClassifierModule
 from deepconv_cli.training.throughput import EpochThroughput
 
@@ -130,7 +132,10 @@ def lightning_loop(
                 accelerator=device.type, devices=1, max_epochs=-1 if steps > 0 else 1, max_steps=steps,
                 precision=precision, logger=CSVLogger(logs), num_sanity_val_steps=0,
                 log_every_n_steps=10, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, limit_val_batches=0, callbacks=[clock, EpochThroughput()],
+                enable_model_summary=False, limit_val_batches=0,
+                # the per-step callbacks of `deepconv train` (guards, signal, random state), so their cost is timed
+                callbacks=[clock, EpochThroughput(), NonFiniteGuard(Path(logs) / "last.ckpt"),
+                           StopOnSignal(Path(logs) / "last.ckpt"), RngState()],
             )
             if isinstance(loader, ImageFolderData):
                 trainer.fit(module, datamodule=loader)

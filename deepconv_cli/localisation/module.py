@@ -24,6 +24,7 @@ from deepconv_cli.localisation.network import (
     select_boxes,
 )
 from deepconv_cli.models.checkpoint import load_model
+from deepconv_cli.training.faults import logging_step
 
 
 def box_iou_pairs(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -111,8 +112,8 @@ class LocaliserModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, _, target = self.loss(batch)
         self.train_loss.update(loss.detach(), weight=len(target))
-        if self._trainer is None or batch_idx % self.trainer.log_every_n_steps == 0:
-            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        if self._trainer is None or logging_step(self.trainer):  # no per-step device read (training/faults.py)
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
 
     def on_train_epoch_end(self) -> None:

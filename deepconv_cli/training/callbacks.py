@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichModelSummary, RichProgressBar
 
 from deepconv_cli.files import staged_file
+from deepconv_cli.training.faults import logging_step
 
 
 class StopAfterLrDrops(Callback):
@@ -106,6 +107,17 @@ class EpochProgressBar(RichProgressBar):
         if trainer.should_stop:  # stopping: no empty bar for an epoch that will not run
             return
         super().on_train_epoch_start(trainer, module)
+
+    def get_metrics(self, trainer: L.Trainer, module: L.LightningModule) -> dict:
+        """Lightning's items and the training loss, read from the device only on logging steps (reading it every
+        step would make the host wait for the device every step)."""
+        items = super().get_metrics(trainer, module)
+        if trainer.training and logging_step(trainer):
+            value = trainer.callback_metrics.get("train/loss_step")
+            self._loss = float(value) if value is not None else getattr(self, "_loss", None)
+        if getattr(self, "_loss", None) is not None:
+            items["loss"] = f"{self._loss:.3f}"
+        return items
 
     def _get_train_description(self, current_epoch: int) -> str:
         total = f"/{self.trainer.max_epochs}" if self.trainer.max_epochs not in (None, -1) else ""

@@ -16,6 +16,7 @@ from deepconv_cli.data.device_decode import DeferredBatch
 from deepconv_cli.data.transforms import pca_color_shift
 from deepconv_cli.models.checkpoint import ModelMeta
 from deepconv_cli.models.registry import accepted_names, build, resolve_arch
+from deepconv_cli.training.faults import logging_step
 
 # the registry's names and aliases, so `--model.arch vgg16` works and a typo is a one-line usage error
 ArchName = Literal[accepted_names()]
@@ -37,6 +38,23 @@ def freeze_parameters(model: torch.nn.Module, pattern: str) -> list[str]:
         if name in frozen:
             p.requires_grad_(False)
     return frozen
+
+
+class WeightedMean(MeanMetric):
+    """MeanMetric without its per-update NaN check (`isnan(x).any()`: the host waits for the device every step;
+    NonFiniteGuard reports NaNs). torchmetrics' own nan_strategy="disable" also drops the weights."""
+
+    def _cast_and_nan_check_input(self, x, weight=None):
+        x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
+        weight = torch.ones_like(x) if weight is None else torch.as_tensor(weight, dtype=self.dtype, device=self.device)
+        return x, weight
+
+
+def sgd_implementation(impl: str, device_type: str) -> dict:
+    """torch.optim.SGD's `fused`/`foreach` arguments for `--model.sgd_impl` (auto: fused on CUDA, foreach else)."""
+    if impl == "auto":
+        impl = "fused" if device_type == "cuda" else "foreach"
+    return {"fused": impl == "fused", "foreach": impl == "foreach"}
 
 
 class ClassifierModule(L.LightningModule):
@@ -67,6 +85,7 @@ class ClassifierModule(L.LightningModule):
             in one line; checkpoints unchanged and loadable without compile); default: on when training on CUDA,
             off on CPU.
         freeze: regex of parameter names left untrained (`features`: only the FC layers train).
+        sgd_impl: SGD kernels (same update): auto = fused on CUDA, foreach elsewhere.
     """
 
     def __init__(
@@ -89,6 +108,7 @@ class ClassifierModule(L.LightningModule):
         channels_last: bool | None = None,
         compile: bool | None = None,
         freeze: str | None = None,
+        sgd_impl: Literal["auto", "fused", "foreach", "for-loop"] = "auto",
     ) -> None:
         super().__init__()
         # jsonargparse's constrained types (PositiveFloat, ...) are float/int subclasses that torch.load(weights_only)
@@ -121,7 +141,7 @@ class ClassifierModule(L.LightningModule):
         self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top5 = MulticlassAccuracy(num_classes, top_k=k, average="micro")
         # image-weighted means synced exactly across devices (Lightning's sync_dist averages per-process means)
-        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        self.train_loss, self.val_loss = WeightedMean(), WeightedMean()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -182,8 +202,10 @@ class ClassifierModule(L.LightningModule):
         self.train_loss.update(loss.detach(), weight=len(y))
         # each self.log costs Lightning ~0.7 ms of bookkeeping, 3% of a narrow net's CPU step (`deepconv benchmark
         # train`): the step loss is logged only on the steps the logger writes, the epoch mean once an epoch
-        if self._trainer is None or batch_idx % self.trainer.log_every_n_steps == 0:
-            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        # (not a progress-bar metric: Lightning would turn it into a number, a wait for the device, every step;
+        # EpochProgressBar shows it from the logging steps)
+        if self._trainer is None or logging_step(self.trainer):
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
@@ -225,7 +247,8 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay,
+                              **sgd_implementation(hp.get("sgd_impl", "auto"), self.device.type))
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=hp.lr_drop_factor, patience=hp.lr_patience
         )

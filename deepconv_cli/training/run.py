@@ -48,6 +48,7 @@ from deepconv_cli.training.faults import (
     RngState,
     StopOnSignal,
     resume_checkpoint,
+    resume_command,
 )
 from deepconv_cli.training.module import ClassifierModule
 from deepconv_cli.training.resources import set_threads, workers_warning
@@ -103,6 +104,7 @@ class DeepconvCLI(LightningCLI):
                                 "between architectures); all: every layer (default for the same architecture)")
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        self.command_line = resume_command(parser.prog, args)  # gpusync: what StopOnSignal prints to resume
         try:
             super().parse_arguments(parser, underscore_names(list(args)) if args is not None else args)
         except argparse.ArgumentError as e:
@@ -128,7 +130,7 @@ class DeepconvCLI(LightningCLI):
         curves = CurvesPNG(log_error=bool(self.config.get("curves_log_error")))
         extra = [LearningRateMonitor("epoch"), curves, ValidationCount(), RngState(), EpochThroughput()]
         extra.append(StopAfterLrDrops(self.model.hparams.max_lr_drops, self.model.hparams.lr_drop_factor))
-        extra += [NonFiniteGuard(last), StopOnSignal(last)]
+        extra += [NonFiniteGuard(last), StopOnSignal(last, self.command_line)]
         if config.get("enable_checkpointing", True) is not False:
             # two callbacks: Lightning's save_last only writes last.ckpt in epochs that improve on best.ckpt
             best = {"filename": "best", "monitor": "val/top1_error", "mode": "min"}
