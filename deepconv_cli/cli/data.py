@@ -25,12 +25,37 @@ def data(name: Literal["digits"], out: str, exist_ok: bool = False) -> None:
     print(f"wrote {counts['train']} training and {counts['val']} validation images of 10 classes to {target}")
 
 
+def pack(src: str, out: str, max_side: int = 0, workers: int = 0) -> None:
+    """Pack an ImageFolder tree (SRC/train and SRC/val) into litdata chunks that train, evaluate and stats read
+    with --data.data_dir OUT (or --data OUT). Resumable: run the same command again after an interruption.
+
+    Args:
+        src: folder holding train/ and val/, one sub-folder of images per class.
+        out: the packed dataset to create: a local folder (absent or empty) or an s3:// / gs:// URL.
+        max_side: re-encode (JPEG, quality 90) images whose shorter side exceeds this many pixels down to it;
+            0 stores every file's original bytes.
+        workers: packing processes (0: one per CPU core).
+    """
+    if max_side < 0 or workers < 0:
+        from deepconv_cli.errors import usage
+
+        raise usage("--max_side and --workers must be 0 or more")
+    from deepconv_cli.data.packed import pack as pack_tree
+
+    meta = pack_tree(src, out, max_side, workers)
+    counts = {split: len(meta["splits"][split]["labels"]) for split in meta["splits"]}
+    print(f"packed {counts['train']} training and {counts['val']} validation images of {len(meta['classes'])} "
+          f"classes into {out}" + (f" ({len(meta['bad'])} bad file(s) left out, listed above)" if meta["bad"] else ""))
+
+
 def parse(argv: list[str]) -> dict:
     """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
     if argv[:1] == ["digit-boxes"]:
         from deepconv_cli.localisation.digit_boxes import digit_boxes
 
         return parse_function(digit_boxes, argv[1:], "deepconv data digit-boxes")[1]
+    if argv[:1] == ["pack"]:
+        return parse_function(pack, argv[1:], "deepconv data pack")[1]
     return parse_function(data, argv, "deepconv data")[1]
 
 
@@ -39,5 +64,8 @@ def main(argv: list[str]) -> int:
         from deepconv_cli.localisation.digit_boxes import main as digit_boxes
 
         return digit_boxes(argv[1:])
+    if argv[:1] == ["pack"]:
+        run_function(pack, argv[1:], "deepconv data pack")
+        return 0
     run_function(data, argv, "deepconv data")
     return 0

@@ -1,0 +1,99 @@
+"""Packed data (`deepconv data pack`, data/packed.py): the pack holds the files, training and evaluation read it
+exactly as they read the folder, and the training loader's position survives a restart."""
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepconv_cli.__main__ import main as deepconv
+from deepconv_cli.data.datamodule import ImageFolderData
+from deepconv_cli.data.packed import PackedSplit, read_meta
+
+
+@pytest.fixture(scope="module")
+def small_tree(digits_dir, tmp_path_factory) -> Path:
+    """10 classes x (8 train + 4 val) digits, plus one truncated PNG in train/3."""
+    root = tmp_path_factory.mktemp("small")
+    for split, n in (("train", 8), ("val", 4)):
+        for folder in sorted((digits_dir / split).iterdir()):
+            (root / split / folder.name).mkdir(parents=True)
+            for f in sorted(folder.iterdir())[:n]:
+                shutil.copy(f, root / split / folder.name / f.name)
+    good = next((root / "train" / "3").iterdir()).read_bytes()
+    (root / "train" / "3" / "zz_bad.png").write_bytes(good[: len(good) // 2])
+    return root
+
+
+@pytest.fixture(scope="module")
+def packed_dir(small_tree, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("packs") / "small-packed"
+    assert deepconv(["data", "pack", str(small_tree), str(out), "--workers", "1"]) == 0
+    return out
+
+
+def test_pack_keeps_files_labels_and_bad_verdicts(small_tree, packed_dir, capsys, tmp_path):
+    meta = read_meta(packed_dir)
+    assert meta["bad"] == {"train/3/zz_bad.png": meta["bad"]["train/3/zz_bad.png"]}
+    for split, count in (("train", 80), ("val", 40)):
+        data = PackedSplit(packed_dir, split, meta)
+        assert len(data) == count
+        for i, (name, label) in enumerate(data.samples):
+            data.open_lazily(i)
+            assert data._reader[i]["image"] == (small_tree / split / name).read_bytes()
+            assert data._reader[i]["label"] == label == int(Path(name).parent.name)
+    # bad input: one line, exit 2, nothing written
+    assert deepconv(["data", "pack", str(small_tree), str(packed_dir)]) == 2
+    assert deepconv(["data", "pack", str(tmp_path / "absent"), str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_packed_training_data_match_the_folder(small_tree, packed_dir):
+    """The same image and seed give the same crop; the statistics are the folder's; every val image once."""
+    kwargs = dict(s_min=12, s_max=16, crop_size=8, batch_size=4, num_workers=0, stats_max_images=50)
+    folder = ImageFolderData(str(small_tree), skip_bad_images=True, **kwargs)
+    packed = ImageFolderData(str(packed_dir), **kwargs)
+    (f_train, f_val), (p_train, p_val) = folder._build(), packed._build()
+    assert packed.classes == folder.classes
+    for key in ("mean", "pca_eigval"):
+        assert packed.stats[key] == pytest.approx(folder.stats[key], rel=1e-9)
+    names = [str(Path(p).relative_to(small_tree / "train")) for p, _ in f_train.samples]
+    assert names == [name for name, _ in p_train.samples]
+    for i in (0, 17, 79):
+        crops = []
+        for data in (f_train, p_train):
+            random.seed(i), torch.manual_seed(i)
+            crops.append(data[i])
+        assert crops[0][1] == crops[1][1] and torch.equal(crops[0][0], crops[1][0])
+    assert len(p_val) == len(f_val) == 40
+
+
+def test_packed_loader_resumes_mid_epoch(packed_dir):
+    """StreamingDataLoader's state after k batches gives a fresh loader the batch the first would have drawn next."""
+    dm = ImageFolderData(str(packed_dir), s_min=8, s_max=8, crop_size=8, batch_size=8, num_workers=0)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    seen = iter(loader)
+    for _ in range(3):
+        next(seen)
+    state = loader.state_dict()
+    expected = next(seen)
+    resumed = dm.train_dataloader()
+    resumed.load_state_dict(state)
+    got = next(iter(resumed))
+    assert torch.equal(got[1], expected[1]) and torch.equal(got[0], expected[0])
+
+
+def test_evaluate_packed_equals_folder(trained_ckpt, small_tree, packed_dir, tmp_path):
+    rows = []
+    for data in (small_tree, packed_dir):
+        out = tmp_path / f"{data.name}.json"
+        assert deepconv(["evaluate", "--ckpt", str(trained_ckpt), "--data", str(data), "--num_workers", "0",
+                         "--method", "center", "--json", str(out)]) == 0
+        rows.append([{k: v for k, v in row.items() if "second" not in k and "time" not in k}
+                     for row in json.loads(out.read_text())])
+    assert rows[0] == rows[1] and rows[0][0]["top1_error"] < 50
