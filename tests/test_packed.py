@@ -2,8 +2,12 @@
 exactly as they read the folder, and the training loader's position survives a restart."""
 
 import json
+import os
 import random
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,9 @@ import torch
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.data.datamodule import ImageFolderData
 from deepconv_cli.data.packed import PackedSplit, read_meta
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +104,32 @@ def test_evaluate_packed_equals_folder(trained_ckpt, small_tree, packed_dir, tmp
         rows.append([{k: v for k, v in row.items() if "second" not in k and "time" not in k}
                      for row in json.loads(out.read_text())])
     assert rows[0] == rows[1] and rows[0][0]["top1_error"] < 50
+
+
+def _train_args(data: Path, run_dir: Path) -> list[str]:
+    return ["train", "-c", str(QUICKSTART_A), f"--data.data_dir={data}", f"--trainer.default_root_dir={run_dir}",
+            "--data.batch_size=20", "--data.num_workers=0", "--trainer.max_epochs=3", "--last_every_n_steps=1",
+            "--trainer.num_sanity_val_steps=0", "--trainer.enable_progress_bar=false"]
+
+
+@pytest.mark.slow
+def test_kill9_mid_epoch_then_rerun_resumes_mid_epoch_exactly(packed_dir, tmp_path, capsys):
+    """80 packed images, batch 20: 4 steps an epoch. kill -9 at step 6 (epoch 1, batch 2), the same command again:
+    it resumes at that step, and the weights after 3 epochs equal those of an uninterrupted run."""
+    assert deepconv(_train_args(packed_dir, tmp_path / "whole")) == 0
+    run_dir = tmp_path / "killed"
+    kill = '--trainer.callbacks+={"class_path": "helpers.SignalAtStep", "init_args": {"step": 6, "signum": 9}}'
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    proc = subprocess.run([sys.executable, "-m", "deepconv_cli", *_train_args(packed_dir, run_dir), kill], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    killed = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (killed["epoch"], killed["global_step"]) == (1, 6)  # mid-epoch: 2 of epoch 1's 4 steps done
+    capsys.readouterr()
+    assert deepconv(_train_args(packed_dir, run_dir)) == 0
+    assert "resuming from" in capsys.readouterr().out
+    a = torch.load(tmp_path / "whole" / "last.ckpt", map_location="cpu", weights_only=False)
+    b = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (b["epoch"], b["global_step"]) == (a["epoch"], a["global_step"]) == (2, 12)
+    for name, weight in a["state_dict"].items():
+        assert torch.equal(b["state_dict"][name], weight), name

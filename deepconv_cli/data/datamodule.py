@@ -214,12 +214,10 @@ class ImageFolderData(L.LightningDataModule):
                 f" batch, nothing would be trained; use --data.batch_size {len(self.train_set)} or less"
             )
         if self.packed:  # litdata shards over ranks and workers, shuffles, and its loader's position is saved
-            from litdata import StreamingDataLoader
-
             seed = int(os.environ.get("PL_GLOBAL_SEED", 42))
             dataset = packed.packed_train_set(self.root, self.train_set.transform, seed, drop_last=True)
-            return StreamingDataLoader(dataset, batch_size=self.per_device_batch, num_workers=self.num_workers,
-                                       pin_memory=torch.cuda.is_available(), drop_last=True)
+            return packed.resumable_loader(dataset, batch_size=self.per_device_batch, num_workers=self.num_workers,
+                                            pin_memory=torch.cuda.is_available(), drop_last=True)
         if self.decode_on == "cuda":
             if self.decodes_on_device():
                 from deepconv_cli.data.device_decode import DeferredTrainCrop, collate

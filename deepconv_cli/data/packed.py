@@ -257,3 +257,38 @@ def load_or_compute_stats(train: PackedSplit, run_dir: Path | None, max_images: 
         except OSError:
             continue
     return stats
+
+
+def resumable_loader(dataset, **kwargs):
+    """litdata's StreamingDataLoader (Lightning saves its `state_dict` in every checkpoint and restores it), mended
+    for a loop that stops each epoch at the known number of batches: litdata clears its `restore` flag only when
+    an epoch's iterator runs to its end, so after a mid-epoch resume the next epoch would replay the finished
+    state and yield nothing. Here the flag holds for the first epoch after `load_state_dict` only. And the resumed
+    epoch's iterator is created without drawing from the global torch generator (the interrupted run drew its
+    base seed before the checkpoint), so dropout after a resume draws what it would have drawn."""
+    import torch
+    from litdata import StreamingDataLoader
+
+    class ResumableLoader(StreamingDataLoader):
+        _resumed = False
+
+        def load_state_dict(self, obj: dict) -> None:
+            super().load_state_dict(obj)
+            self._resumed = False
+
+        def __iter__(self):
+            if self._resumed:
+                self.restore = False
+            self._resumed = bool(self.restore)
+            batches = super().__iter__()
+            if self._resumed:
+                state = torch.get_rng_state()
+                try:
+                    first = next(batches)
+                except StopIteration:
+                    return
+                torch.set_rng_state(state)
+                yield first
+            yield from batches
+
+    return ResumableLoader(dataset, **kwargs)
