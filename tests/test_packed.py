@@ -133,3 +133,37 @@ def test_kill9_mid_epoch_then_rerun_resumes_mid_epoch_exactly(packed_dir, tmp_pa
     assert (b["epoch"], b["global_step"]) == (a["epoch"], a["global_step"]) == (2, 12)
     for name, weight in a["state_dict"].items():
         assert torch.equal(b["state_dict"][name], weight), name
+
+
+@pytest.mark.slow
+def test_two_torchrun_nodes_on_packed_data_equal_one_process(small_tree, tmp_path):
+    """Two "nodes" (torchrun --nnodes 2 on localhost, CPU, gloo) each read their own shard of a packed set: one
+    SGD step on the whole training set gives the single-process weights, so no image was lost or repeated; and
+    the validation counts each image once."""
+    from helpers import digits_subset
+
+    tree = digits_subset(small_tree, tmp_path / "tree", 2, 2)  # 20 train images = one batch, 20 val
+    pack = tmp_path / "packed"
+    assert deepconv(["data", "pack", str(tree), str(pack), "--workers", "1"]) == 0
+    args = ["--data.s_min=32", "--data.s_max=32", "--data.flip=false", "--data.pca_std=0", "--model.dropout=0",
+            "--data.batch_size=20", "--trainer.max_steps=1", "--resume=false"]
+    assert deepconv([*_train_args(pack, tmp_path / "single"), *args]) == 0
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", f"--node_rank={rank}",
+         "--master_addr=127.0.0.1", "--master_port=29517", "-m", "deepconv_cli",
+         *_train_args(pack, tmp_path / "nodes"), *args, "--trainer.num_nodes=2", "--trainer.devices=1",
+         "--trainer.strategy=ddp", "--trainer.accelerator=cpu"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert "batch 20 = 2 device(s) x 10 images x 1 accumulation step(s)" in outputs[0]
+    a = torch.load(tmp_path / "single" / "last.ckpt", map_location="cpu", weights_only=False)
+    b = torch.load(tmp_path / "nodes" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert a["global_step"] == b["global_step"] == 1
+    for name, weight in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], weight, rtol=1e-5, atol=1e-6, msg=name)
+    rows = [line for line in (tmp_path / "nodes" / "metrics.csv").read_text().splitlines()]
+    header = rows[0].split(",")
+    images = [r.split(",")[header.index("val/images")] for r in rows[1:] if r.split(",")[header.index("val/images")]]
+    assert float(images[-1]) == 20
