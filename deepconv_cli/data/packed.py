@@ -12,6 +12,7 @@ whose index.json exists is done) and renamed to OUT when complete; a URL (s3://,
 import io
 import json
 import os
+import random
 import sys
 from functools import partial
 from pathlib import Path
@@ -103,6 +104,8 @@ def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0) -> dict
             meta["bad"][os.path.relpath(item.path, src)] = item.reason
         unreadable = {item.path for item in bad}
         samples = [(path, label) for path, label in tree.samples if path not in unreadable]
+        if split == "train":  # litdata shuffles chunks and a window of items: class-sorted chunks would give
+            random.Random(0).shuffle(samples)  # batches of two or three classes, so the pack itself is shuffled
         if not samples:
             raise usage(f"no readable images under {src / split}")
         meta["splits"][split] = {"names": [os.path.relpath(p, src / split) for p, _ in samples],
@@ -177,13 +180,12 @@ class PackedSplit(Dataset):
 
 
 def packed_train_set(root: str | Path, transform, seed: int, drop_last: bool):
-    """The training split as a litdata StreamingDataset (shuffled, sharded over ranks and workers, its position
-    resumable through StreamingDataLoader.state_dict); items are (transform(image), label).
+    """The training split (stored in a shuffled order) as a litdata StreamingDataset: shuffled again, sharded over
+    ranks and workers, its position resumable through StreamingDataLoader.state_dict; items are
+    (transform(image), label).
 
     The random crop, scale and flip of an item are drawn from generators seeded by (seed, epoch, item), not from
     the worker's running state, so a resumed loader gives exactly the batches the interrupted one would have."""
-    import random
-
     import litdata
     import torch
 
