@@ -11,16 +11,23 @@ import textwrap
 import pytest
 import torch
 
+from deepconv_cli.__main__ import main as deepconv
+from deepconv_cli.errors import DeepconvError
 from deepconv_cli.models.checkpoint import ModelMeta, load_model, read_checkpoint
 from deepconv_cli.models.registry import build, get_spec, registry, resolve_arch
 
 TOY = textwrap.dedent('''
-    """A toy network for the seam test: one conv block and a two-layer conv-shaped head."""
+    """A toy family for the seam test: one conv block and a two-layer conv-shaped head; stride 4; and the weight
+    names of a made-up library "toylib" (stem.conv, stem.bn, head.hidden and head.out as Linear layers)."""
+    import torch
     from torch import nn
 
+    from deepconv_cli.errors import failure
     from deepconv_cli.models.heads import ConvHead
     from deepconv_cli.models.interface import Classifier
-    from deepconv_cli.models.spec import ArchSpec
+    from deepconv_cli.models.spec import ArchSpec, ForeignWeights, WeightMap
+
+    STRIDE = 4
 
 
     class Toy(Classifier):
@@ -28,16 +35,35 @@ TOY = textwrap.dedent('''
             super().__init__("toy", crop_size)
             c = max(1, round(64 * width))
             self.features = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
-                                          nn.MaxPool2d(4))
-            self.classifier = ConvHead(c, crop_size // 4, [32], num_classes, dropout or 0.0)
+                                          nn.MaxPool2d(STRIDE))
+            self.classifier = ConvHead(c, crop_size // STRIDE, [32], num_classes, dropout or 0.0)
             for m in self.modules():
                 if isinstance(m, nn.Conv2d):
                     nn.init.xavier_uniform_(m.weight)
 
 
-    SPECS = [ArchSpec("toy", "Toy", Toy, aliases=("toynet",), note="seam test network", default_crop=32)]
-''')
+    NAMES = {"stem.conv": "features.0", "stem.bn": "features.1", "head.hidden": "classifier.fc1",
+             "head.out": "classifier.fc2"}
 
+
+    def from_toylib(state: dict[str, torch.Tensor], source: str, arch: str) -> ForeignWeights:
+        if "head.hidden.weight" not in state:
+            raise failure("not a toylib state dict: no head.hidden.weight")
+        channels = state["stem.conv.weight"].shape[0]
+        kernel = round((state["head.hidden.weight"].shape[1] / channels) ** 0.5)
+        out = {}
+        for key, value in state.items():
+            prefix, _, leaf = key.rpartition(".")
+            name = f"{NAMES[prefix]}.{leaf}"
+            out[name] = value.reshape(value.shape[0], -1, kernel if prefix == "head.hidden" else 1,
+                                      kernel if prefix == "head.hidden" else 1) if prefix.startswith("head.") and \
+                leaf == "weight" else value
+        return ForeignWeights("toy", out, state["head.out.weight"].shape[0], kernel * STRIDE)
+
+
+    SPECS = [ArchSpec("toy", "Toy", Toy, aliases=("toynet",), note="seam test network", default_crop=32,
+                      weight_map=WeightMap(("toylib",), from_toylib), stride=STRIDE, title="ToyNet")]
+''')
 
 def small(name: str) -> dict:
     """Cheap settings for any registered network: narrow, and its own crop."""
@@ -103,11 +129,14 @@ def _cli(args: list[str], env: dict, cwd) -> subprocess.CompletedProcess:
     return out
 
 
-def test_a_new_architecture_is_one_file_and_one_registry_line(tmp_path, digits_dir):
+def test_a_new_architecture_is_one_file_and_one_registry_line(tmp_path, digits_dir, monkeypatch):
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "toy_net.py").write_text(TOY)
-    env = os.environ | {"DEEPCONV_MODELS": "toy_net", "PYTHONPATH": str(plugins), "OMP_NUM_THREADS": "1"}
+    monkeypatch.syspath_prepend(str(plugins))  # this process reads the checkpoints back, so it registers the toy too
+    monkeypatch.setenv("DEEPCONV_MODELS", "toy_net")
+    path = os.pathsep.join(p for p in (str(plugins), os.environ.get("PYTHONPATH", "")) if p)
+    env = os.environ | {"DEEPCONV_MODELS": "toy_net", "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     common = [f"--data.data_dir={digits_dir}", "--data.crop_size=32", "--data.s_min=36", "--data.s_max=36",
               "--data.batch_size=32", "--data.num_workers=0", "--trainer.max_epochs=2",
               "--trainer.enable_progress_bar=false", "--trainer.accelerator=cpu", "--model.lr=0.01"]
@@ -124,8 +153,54 @@ def test_a_new_architecture_is_one_file_and_one_registry_line(tmp_path, digits_d
         rows = json.loads((tmp_path / f"{method}.json").read_text())
         row = rows[0] if isinstance(rows, list) else rows["rows"][0]
         assert row["top1_error"] < 50, out.stdout  # far below chance (90%) after 2 + 2 epochs
-    _cli(["export", "--ckpt", str(tuned), "--format", "onnx", "--out", str(tmp_path / "toy.onnx")], env, tmp_path)
+    export = _cli(["export", "--ckpt", str(tuned), "--format", "onnx", "--out", str(tmp_path / "toy.onnx")], env,
+                  tmp_path)
+    assert "2x3x39x45" in export.stdout  # verified on sizes straddling the toy's own stride (4), not VGG's 32
     pred = _cli(["predict", "--ckpt", str(tmp_path / "toy.onnx"), str(digits_dir / "val" / "3"), "--json",
                  str(tmp_path / "pred.json")], env, tmp_path)
     predictions = json.loads((tmp_path / "pred.json").read_text())
     assert len(predictions) == len(list((digits_dir / "val" / "3").iterdir())), pred.stdout
+
+    # import: the trained weights under toylib's names (FC layers as Linear) come back bit-identical, by the map
+    # the toy's model file declares; the arch is inferred ("auto") from the one family that reads toylib
+    model, _ = load_model(tuned)
+    ours = {k: v for k, v in model.state_dict().items() if not k.startswith("normalize.")}
+    names = {"features.0": "stem.conv", "features.1": "stem.bn", "classifier.fc1": "head.hidden",
+             "classifier.fc2": "head.out"}
+    foreign = {}
+    for key, value in ours.items():
+        prefix, _, leaf = key.rpartition(".")
+        linear = prefix.startswith("classifier.") and leaf == "weight"
+        foreign[f"{names[prefix]}.{leaf}"] = value.flatten(1) if linear else value
+    torch.save(foreign, tmp_path / "toylib.pth")
+    imported = _cli(["import", "--from", "toylib", str(tmp_path / "toylib.pth"), "--out", str(tmp_path / "in.ckpt")],
+                    env, tmp_path)
+    assert "ToyNet from toylib weights" in imported.stdout
+    back, meta = load_model(tmp_path / "in.ckpt")
+    assert meta.arch == "toy" and meta.crop_size == 32
+    assert all(torch.equal(back.state_dict()[k], v) for k, v in ours.items())
+
+
+def test_a_mistyped_architecture_is_one_line_with_a_suggestion(tmp_path, capsys):
+    ckpt = tmp_path / "a.ckpt"
+    ckpt.write_bytes(b"")  # never read: the name is checked first
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  arch: vgg166\n")
+    for args in (["models", "vgg166"], ["train", "--model.arch", "vgg166"], ["train", "-c", str(config)],
+                 ["fine-tune", f"--init_from={ckpt}", "--model.arch=vgg166"]):
+        capsys.readouterr()
+        assert deepconv(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "unknown architecture 'vgg166'; did you mean vgg16?" in err, err
+
+
+def test_a_registered_name_cannot_be_registered_again(tmp_path, monkeypatch, capsys):
+    """A plug-in reusing a name or alias (case-insensitively) is refused in one line, never silently replaces."""
+    (tmp_path / "dup_net.py").write_text(TOY.replace('aliases=("toynet",)', 'aliases=("VGG16",)'))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DEEPCONV_MODELS", "dup_net")
+    with pytest.raises(DeepconvError, match="'VGG16' of dup_net is already registered by deepconv_cli.models.vgg"):
+        registry()
+    assert deepconv(["models"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already registered" in err, err

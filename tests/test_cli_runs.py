@@ -136,7 +136,7 @@ def test_curves_mark_the_learning_rate_drops():
 
 def test_cpu_run_without_config_says_what_it_trains_and_warns_about_too_many_workers(tiny_tree, tmp_path, capsys,
                                                                                    monkeypatch):
-    monkeypatch.setattr("deepconv_cli.cli.threads.usable_cores", lambda: 1)
+    monkeypatch.setattr("deepconv_cli.training.resources.usable_cores", lambda: 1)
     argv = ["train", f"--data.data_dir={tiny_tree}", f"--trainer.default_root_dir={tmp_path / 'run'}",
             "--trainer.accelerator=cpu", "--model.width=0.125", "--data.crop_size=32", "--data.s_min=36",
             "--data.s_max=36", "--data.batch_size=10", "--data.num_workers=2", "--trainer.fast_dev_run=true",

@@ -10,10 +10,11 @@ import pytest
 
 from deepconv_cli.__main__ import COMMANDS as ALL_COMMANDS
 from deepconv_cli.__main__ import main
+from deepconv_cli.cli.commands import HELP_ACTIONS
 from deepconv_cli.cli.evaluate import Method, evaluate
 from deepconv_cli.cli.options import parse_options
-from deepconv_cli.cli.threads import intra_op_threads, workers_warning
 from deepconv_cli.errors import DeepconvError
+from deepconv_cli.training.resources import intra_op_threads, workers_warning
 
 # each subcommand with the arguments that make it reach option parsing
 COMMANDS = {
@@ -26,8 +27,9 @@ COMMANDS = {
     "models": [],
     "benchmark": ["startup"],
     "recipe": ["run", "chain.yaml"],
+    "localise": ["evaluate", "--ckpt", "x.ckpt", "--data", "val"],
 }
-ACTION = {"benchmark": "startup", "recipe": "run"}  # commands whose first word chooses what runs
+ACTION = {"benchmark": "startup", "recipe": "run", "data": "digits", "localise": "evaluate"}  # first word chooses
 
 
 def probe(code: str) -> str:
@@ -109,7 +111,7 @@ def test_missing_paths_and_help_answer_without_importing_torch(tmp_path):
         (["train", "--data.data_dir", "nope"], 2),
         (["fine-tune", "--init-from", "nope.ckpt"], 2),
         (["train", "--model.widht", "2"], 2),
-        *[([name, "--help"], 0) for name in ALL_COMMANDS],  # every subcommand's help, without torch
+        *[([*name.split(), "--help"], 0) for name in [*ALL_COMMANDS, *HELP_ACTIONS]],  # every help, without torch
     ]
     for argv, code in checks:
         out = probe("import sys\nfrom deepconv_cli.__main__ import main\ntry:\n"
@@ -118,27 +120,34 @@ def test_missing_paths_and_help_answer_without_importing_torch(tmp_path):
         assert out.strip().splitlines()[-1] == f"{code} False False", argv
 
 
-def test_train_help_is_deepconvs_and_leads_with_its_own_options(capsys):
-    assert main(["train", "--help"]) == 0
+@pytest.mark.parametrize("command", ["train", "fine-tune", "localise fit"])
+def test_training_help_is_deepconvs_and_leads_with_its_own_options(command, capsys):
+    assert main([*command.split(), "--help"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: deepconv train") and "Lightning Trainer command line tool" not in out
-    order = [out.index(k) for k in ("\nrun:", "--model.arch", "--data.data_dir",
-                                    "deepconv train --help trainer")]
+    assert out.startswith(f"usage: deepconv {command}") and "Lightning Trainer command line tool" not in out
+    own = {"train": "--model.arch", "fine-tune": "--init_from", "localise fit": "--model.regression"}[command]
+    order = [out.index(k) for k in ("\nrun:", own, "--data.data_dir", f"deepconv {command} --help trainer")]
     assert order == sorted(order)
-    assert "--trainer.default_root_dir" in out and "--resume BOOL" in out and len(out.splitlines()) < 120
+    assert "--trainer.default_root_dir" in out and "--resume BOOL" in out and len(out.splitlines()) < 130
+    assert "--trainer.accelerator " not in out.replace("--trainer.accelerator, ...", "")  # behind --help trainer
 
 
-def test_train_help_lists_exactly_the_options_lightningcli_parses(capsys):
+def test_training_help_lists_exactly_the_options_lightningcli_parses(capsys):
     import inspect
 
-    from deepconv_cli.cli.train_help import LINKED, class_options
+    from deepconv_cli.cli import localise_fit, train_help
     from deepconv_cli.data.datamodule import ImageFolderData
+    from deepconv_cli.localisation.data import LocaliseData
+    from deepconv_cli.localisation.module import LocaliserModule
     from deepconv_cli.training.module import ClassifierModule
 
-    for section, cls in (("model", ClassifierModule), ("data", ImageFolderData)):
-        parsed = {f"--{section}.{p}" for p in inspect.signature(cls.__init__).parameters if p != "self"}
-        parsed -= {f"--{k}" for k in LINKED}
-        assert {row[0] for row in class_options(section)} == parsed
+    for help_module, classes in ((train_help, (ClassifierModule, ImageFolderData)),
+                                 (localise_fit, (LocaliserModule, LocaliseData))):
+        for section, cls in zip(("model", "data"), classes):
+            parsed = {f"--{section}.{p}" for p in inspect.signature(cls.__init__).parameters if p != "self"}
+            parsed -= {f"--{k}" for k in help_module.LINKED}
+            assert {row[0] for row in train_help.class_options(section, help_module.SOURCES, help_module.LINKED)} \
+                == parsed
 
 
 def test_version_and_bare_command(capsys):

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.benchmarks.loader import natural_image
 from deepconv_cli.data.datamodule import ImageFolderData
-from deepconv_cli.data.device_decode import DeferredBatch, DeferredTrainCrop, JpegCrop, collate
+from deepconv_cli.data.device_decode import DeferredBatch, DeferredTrainCrop, JpegCrop, collate, resize_boxes
 from deepconv_cli.data.images import open_lazily
 from deepconv_cli.data.transforms import train_transform
 
@@ -57,6 +58,41 @@ def test_dct_reduced_decodes_stay_within_the_documented_tolerance(tmp_path, seed
     assert diff.mean() < 4
     # a wrong corner, scale or flip is tens of grey levels away on this texture: check that the test can tell
     assert (cpu.int() - made.flip(-1).int()).abs().float().mean() > 2 * diff.mean()
+
+
+def test_the_batched_resize_is_torchs_antialiased_resize_with_the_flip(tmp_path):
+    """One matrix product per group of boxes gives what F.interpolate(antialias=True) gives box by box, shrinking
+    and enlarging, mirrored where asked."""
+    g = torch.Generator().manual_seed(0)
+    sides = [450, 20, 224, 164, 37, 328, 225, 64, 100, 31]
+    boxes = [torch.randint(0, 256, (3, s, s), dtype=torch.uint8, generator=g) for s in sides]
+    flips = [i % 3 == 0 for i in range(len(sides))]
+    for crop in (224, 32):
+        made = resize_boxes(boxes, crop, flips)
+        for box, flip, out in zip(boxes, flips, made, strict=True):
+            ref = F.interpolate(box[None].float(), size=(crop, crop), mode="bilinear", antialias=True)[0]
+            assert (out - (ref.flip(-1) if flip else ref)).abs().max() < 0.02
+
+
+def test_a_batch_of_mixed_sizes_gets_the_cpu_paths_scales_positions_and_flips(tmp_path):
+    """Twelve images of six shapes through one deferred batch, drawn from the same seed as the CPU path: each crop
+    is the CPU path's crop (same S, corner and flip) within 1 grey level; the draws cover scales, both flips and
+    more than one corner, so a batch-order mix-up or a lost flip would show."""
+    shapes = [(500, 375), (375, 500), (640, 480), (333, 500), (500, 333), (420, 420)]
+    paths = [_jpeg(tmp_path, w, h, seed=i) for i, (w, h) in enumerate(shapes * 2)]
+    random.seed(7)
+    torch.manual_seed(7)
+    cpu = [train_transform(256, 384, 224)(open_lazily(p)) for p in paths]
+    random.seed(7)
+    torch.manual_seed(7)
+    transform = DeferredTrainCrop(256, 384, 224)
+    batch = collate([(transform(open_lazily(p)), i) for i, p in enumerate(paths)])
+    made, labels = batch.to("cpu").make()
+    assert labels.tolist() == list(range(12)) and len(batch.jpegs) == 12
+    for a, b in zip(cpu, made, strict=True):
+        assert (a.int() - b.int()).abs().max() <= 1
+    scales, lefts, flips = zip(*[(s, left, f) for s, left, _, f in batch.params], strict=True)
+    assert len(set(scales)) > 6 and len(set(lefts)) > 6 and set(flips) == {True, False}
 
 
 def test_non_jpeg_files_take_the_cpu_path_with_the_same_pixels(tmp_path, digits_dir):

@@ -102,10 +102,15 @@ def test_import_mistakes_are_one_line_errors(vgg11, tmp_path, capsys):
         ([str(truncated)], 1),
         ([str(tmp_path / "missing.pth")], 2),
         (["--classes", str(short), weights], 2),  # 2 names for 1000 classes
+        (["--arch", "vgg166", weights], 2),  # a typo: a suggestion from the registry
+        (["--arch", "alexnet", weights], 2),  # a family without a map for torchvision weights
+        (["--from", "keras", weights], 2),  # no registered family reads it
     ]
     for args, code in cases:
         capsys.readouterr()
         assert deepconv(["import", *args, "--out", out]) == code, args
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("deepconv import: error: "), err
+        if "vgg166" in args:
+            assert "unknown architecture 'vgg166'; did you mean vgg16?" in err
     assert not (tmp_path / "x.ckpt").exists()

@@ -22,16 +22,28 @@ def boxes_dir(tmp_path_factory) -> Path:
     return root
 
 
+def fit_args(boxes_dir: Path, trained_ckpt: Path, run: Path) -> list[str]:
+    return ["localise", "fit", "-c", str(PCR), "--init-from", str(trained_ckpt), f"--data.data_dir={boxes_dir}",
+            f"--trainer.default_root_dir={run}", "--trainer.max_epochs=8", "--data.s_min=48", "--data.s_max=48",
+            "--data.num_workers=0", "--trainer.enable_progress_bar=false"]
+
+
 @pytest.fixture(scope="module")
 def localiser(boxes_dir, trained_ckpt, tmp_path_factory) -> Path:
     """A PCR localiser (all layers) from the quickstart VGG-A, 8 epochs at S = 48 (about 30 s of CPU)."""
     run = tmp_path_factory.mktemp("pcr")
-    code = deepconv(["localise", "fit", "-c", str(PCR), "--init-from", str(trained_ckpt),
-                     f"--data.data_dir={boxes_dir}", f"--trainer.default_root_dir={run}", "--trainer.max_epochs=8",
-                     "--data.s_min=48", "--data.s_max=48", "--data.num_workers=0",
-                     "--trainer.enable_progress_bar=false"])
-    assert code == 0
+    assert deepconv(fit_args(boxes_dir, trained_ckpt, run)) == 0
     return run / "best.ckpt"
+
+
+def test_a_finished_localiser_run_is_left_as_it_is(localiser, boxes_dir, trained_ckpt, capsys):
+    """`localise fit` has train's lifecycle: the same command again finds the run finished and touches nothing."""
+    run = localiser.parent
+    before = {p.name: p.stat().st_mtime_ns for p in run.glob("*.ckpt")}
+    capsys.readouterr()
+    assert deepconv(fit_args(boxes_dir, trained_ckpt, run)) == 0
+    assert f"{run} already finished" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in run.glob("*.ckpt")} == before and not (run / ".lock").exists()
 
 
 def test_pcr_beats_whole_image_baseline(localiser, boxes_dir, tmp_path):

@@ -1,7 +1,8 @@
 """Per-stage cost of the training loader on one core: read, header, JPEG decode (DCT downscale), resize, crop, collate.
 
-Each stage runs the same calls the loader makes (`ScaleJitterCrop`'s S and window, `jpeg_reduction`, simplejpeg
-or PIL's draft decode, torch's antialiased bilinear resize of the crop's box, the flip, the batch stack), timed
+Each stage runs the same calls the loader makes (`ScaleJitterCrop`'s S and window, the loader's `decode_uint8`
+(simplejpeg or PIL's draft decode), its `crop_box` and torch's antialiased bilinear resize of that box, the flip,
+the batch stack), timed
 separately over the same images, so the sum is one worker's time per image and each stage's share shows where
 a 16-core loader's time goes against the >= 8,000 images/s (500 per core) target.
 """
@@ -11,13 +12,12 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from deepconv_cli.benchmarks.report import Comparison, median
-from deepconv_cli.data.transforms import ScaleJitterCrop, jpeg_reduction, simplejpeg
+from deepconv_cli.data.transforms import ScaleJitterCrop, crop_box, decode_uint8, simplejpeg
 
 STAGES = ("read file", "parse header", "decode (DCT downscale)", "resize box to crop", "flip", "collate")
 TARGET_PER_CORE = 8000 / 16
@@ -41,18 +41,10 @@ def _one_pass(files: list[Path], jitter: ScaleJitterCrop, batch_size: int) -> di
         img = Image.open(io.BytesIO(data))
         w, h = img.size
         s, left, top = jitter.params((w, h))
-        factor = jpeg_reduction(img, s)
         t = clock("parse header", t)
-        if simplejpeg is not None and img.format == "JPEG":
-            array = simplejpeg.decode_jpeg(data, "RGB", min_height=-(-h // factor), min_width=-(-w // factor))
-        else:
-            img.draft("RGB", (-(-w // factor), -(-h // factor)))
-            array = np.asarray(img.convert("RGB"))
-        x = torch.from_numpy(array).permute(2, 0, 1)
+        x, decoded = decode_uint8(img, s, data)  # the loader's decoder, from the bytes already read
         t = clock("decode (DCT downscale)", t)
-        f = x.shape[2] / w * min(w, h) / s  # S-space -> decoded pixels, as resized_crop_uint8
-        side = min(round(jitter.crop * f), x.shape[1], x.shape[2])
-        x0, y0 = min(round(left * f), x.shape[2] - side), min(round(top * f), x.shape[1] - side)
+        x0, y0, side = crop_box(*x.shape[1:], decoded * min(w, h) / s, left, top, jitter.crop)  # the loader's box
         crop = F.interpolate(x[None, :, y0 : y0 + side, x0 : x0 + side], size=(jitter.crop,) * 2, mode="bilinear",
                              antialias=True)[0]
         t = clock("resize box to crop", t)

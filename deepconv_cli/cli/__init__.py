@@ -24,11 +24,18 @@ How a subcommand is declared (the one command style, issue 11 item 4):
    option (`--ckpt a --ckpt b`) are accepted as hidden aliases without declaring them.
 4. Import torch, Lightning and the heavy modules inside the function, after the paths have been checked
    (`files.existing_file`), so `--help` and a mistyped path answer in about a second.
-5. Register the command in `deepconv_cli/__main__.py` COMMANDS and in README's command table.
+   A command with actions (`deepconv data digits|digit-boxes`, `benchmark`, `recipe`) passes a list of functions
+   to `run_function`: the first word chooses one (`digit_boxes` is typed `digit-boxes`).
+5. Register the command in `deepconv_cli/cli/commands.py` COMMANDS and in README's command table.
 6. A command a recipe stage may run (recipes/runner.py COMMANDS) also has `parse(argv)`: the parsing `main` does,
    without running anything; `recipe run` checks every pending stage with it before the first one starts.
 
-`train` and `fine-tune` are LightningCLI (jsonargparse too): the same spelling rule and one-line errors.
+`train`, `fine-tune` and `localise fit` are LightningCLI (jsonargparse too): the same spelling rule and one-line
+errors. Their `--help` (cli/train_help.py) lists deepconv's own options first, read from the module's and data's
+sources without importing Lightning; `--help trainer` is LightningCLI's full help. Before Lightning is imported
+they look only at `-c`, `--data.data_dir`, `--init_from` and the `--model.*`/`--data.*` names (cli/train.py), so
+a mistyped path or option answers in a fraction of a second; everything else is LightningCLI's parse. The run
+itself (run directory, lock, resume, threads, the fit) is training/run.py's: `cli/` only parses and calls.
 """
 
 from deepconv_cli.cli.options import parse_options, run_function

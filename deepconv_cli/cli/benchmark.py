@@ -1,4 +1,4 @@
-"""`deepconv benchmark loader|train|evaluate|startup|prepare`: medians of timed runs beside a baseline, as a table
+"""`deepconv benchmark loader|train|evaluate|startup|prepare|gpu`: medians of timed runs beside a baseline, as a table
 and JSON."""
 
 from pathlib import Path
@@ -9,7 +9,7 @@ from deepconv_cli.errors import usage
 
 
 def _device(name: str):
-    from deepconv_cli.evaluation.runner import pick_device
+    from deepconv_cli.training.resources import pick_device
 
     return pick_device(name)
 
@@ -156,10 +156,11 @@ def startup(runs: int = 5, only: str | None = None, json: str | None = None) -> 
         json: also write the results to this JSON file.
     """
     from deepconv_cli.benchmarks.startup import benchmark_startup
+    from deepconv_cli.cli.commands import COMMANDS, HELP_ACTIONS
 
     _positive(runs=runs)
     chosen = [part.strip() for part in only.split(",") if part.strip()] if only else None
-    _finish("startup", benchmark_startup(runs, chosen), json, {"runs": runs, "only": only})
+    _finish("startup", benchmark_startup(runs, [*COMMANDS, *HELP_ACTIONS], chosen), json, {"runs": runs, "only": only})
 
 
 def prepare(data: str | None = None, images: int = 512, workers: int = 2, runs: int = 3, cores: int = 16,
@@ -193,6 +194,55 @@ def prepare(data: str | None = None, images: int = 512, workers: int = 2, runs: 
           f"{results[0].extra['projected_seconds_100k_files']:.0f} s")
 
 
+# --- `deepconv benchmark gpu` (issue 22.5): every GPU figure in one command; its own section, apart from `train` ---
+def gpu(out: str | None = None, size: str = "full", allow_cpu: bool = False, data: str | None = None,
+        workers: int | None = None, recipe: str = "recipes/imagenet/vgg_d_s256_512.yaml",
+        peak_tflops: float | None = None) -> None:
+    """Every GPU figure README states, in one command (~6 min on one H100/H200): VGG-16 training img/s as shipped
+    (`deepconv train -c RECIPE`), raw PyTorch on the same GPU, MFU, time to first step, peak memory, the loader
+    alone (CPU decode and device decode) and evaluation img/s (dense 3 scales with flips, multi-crop, centre), on
+    generated ImageNet-sized JPEGs. Writes OUT/gpu.json and OUT/gpu.md (and OUT/train.log).
+
+    Args:
+        out: folder for gpu.json, gpu.md, train.log and the generated JPEGs (OUT/jpegs, kept for reruns); required.
+        size: full (the figures) or tiny (the same code path in seconds, for tests and CPU runs).
+        allow_cpu: run on the CPU when no CUDA GPU is present (with --size tiny: checks the code path).
+        data: an ImageNet-like train/ + val/ folder to use (read only) instead of generating OUT/jpegs; it needs
+            at least batch x (warm-up + timed) training images (256 x 55 at --size full).
+        workers: loader processes; default: the cores available.
+        recipe: the training recipe measured as shipped.
+        peak_tflops: the device's dense bf16 peak for MFU; default: deepconv's table of GPUs (training/speed.py).
+    """
+    if not out:
+        raise usage("deepconv benchmark gpu needs --out DIR (where gpu.json and gpu.md go)")
+    if size not in ("full", "tiny"):
+        raise usage(f"--size must be full or tiny, got {size!r}")
+    if workers is not None:
+        _positive(workers=workers)
+    if data and not Path(data).is_dir():
+        raise usage(f"--data folder not found: {data}")
+    recipe_path = Path(recipe)
+    if not recipe_path.is_file():
+        recipe_path = Path(__file__).resolve().parents[2] / recipe  # a source checkout run from elsewhere
+    if not recipe_path.is_file():
+        raise usage(f"recipe not found: {recipe} (run from a deepconv checkout or pass --recipe)")
+    import torch
+
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif allow_cpu:
+        device = torch.device("cpu")
+    else:
+        raise usage("gpu: no CUDA GPU on this machine, nothing measured (--allow_cpu runs the same code on the CPU)")
+    from deepconv_cli.benchmarks.gpu import benchmark_gpu, default_workers
+
+    result = benchmark_gpu(Path(out), size, device, recipe_path.resolve(), Path(data) if data else None,
+                           workers or default_workers(), peak_tflops)
+    print((Path(out) / "gpu.md").read_text(), end="")
+    print(f"wrote {Path(out) / 'gpu.json'} and gpu.md in {result['seconds']:.0f} s")
+# --- end of `deepconv benchmark gpu` ---
+
+
 def main(argv: list[str]) -> int:
-    run_function([loader, train, evaluate, startup, prepare], argv, "deepconv benchmark")
+    run_function([loader, train, evaluate, startup, prepare, gpu], argv, "deepconv benchmark")
     return 0

@@ -1,18 +1,19 @@
-"""`deepconv data digits OUT`: write the built-in digits as OUT/train and OUT/val ImageFolder trees."""
+"""`deepconv data digits|digit-boxes OUT`: a built-in dataset as an ImageFolder tree; `deepconv data pack`: litdata."""
 
 from pathlib import Path
-from typing import Literal
 
 from deepconv_cli.cli.options import parse_function, run_function
 from deepconv_cli.data.digits import is_complete, write_digits
 from deepconv_cli.files import staged_folder
+from deepconv_cli.localisation.digit_boxes import digit_boxes
 
 
-def data(name: Literal["digits"], out: str, exist_ok: bool = False) -> None:
-    """Write a built-in dataset as an ImageFolder tree (train/ and val/, one folder per class, PNG images).
+def digits(out: str, exist_ok: bool = False) -> None:
+    """Write the built-in digits (1,797 UCI handwritten digits, 8x8, CC BY 4.0) as an ImageFolder tree.
+
+    OUT/train and OUT/val, one folder per class, PNG images.
 
     Args:
-        name: the dataset: "digits" (1,797 UCI handwritten digits, 8x8, CC BY 4.0).
         out: folder to create; it must not exist yet or be empty.
         exist_ok: succeed without writing when OUT already holds the complete dataset.
     """
@@ -48,24 +49,15 @@ def pack(src: str, out: str, max_side: int = 0, workers: int = 0) -> None:
           f"classes into {out}" + (f" ({len(meta['bad'])} bad file(s) left out, listed above)" if meta["bad"] else ""))
 
 
+# the first word chooses: digits, digit-boxes (localisation/digit_boxes.py), pack (data/packed.py)
+DATASETS = [digits, digit_boxes, pack]
+
+
 def parse(argv: list[str]) -> dict:
     """The keyword arguments `main` runs with, parsed from `argv` (nothing run: recipes check stages so)."""
-    if argv[:1] == ["digit-boxes"]:
-        from deepconv_cli.localisation.digit_boxes import digit_boxes
-
-        return parse_function(digit_boxes, argv[1:], "deepconv data digit-boxes")[1]
-    if argv[:1] == ["pack"]:
-        return parse_function(pack, argv[1:], "deepconv data pack")[1]
-    return parse_function(data, argv, "deepconv data")[1]
+    return parse_function(DATASETS, argv, "deepconv data")[1]
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["digit-boxes"]:  # the localisation set (Appendix A): deepconv_cli/localisation/digit_boxes.py
-        from deepconv_cli.localisation.digit_boxes import main as digit_boxes
-
-        return digit_boxes(argv[1:])
-    if argv[:1] == ["pack"]:
-        run_function(pack, argv[1:], "deepconv data pack")
-        return 0
-    run_function(data, argv, "deepconv data")
+    run_function(DATASETS, argv, "deepconv data")
     return 0

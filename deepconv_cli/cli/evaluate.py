@@ -51,8 +51,8 @@ def evaluate(
         json: also write the rows as JSON (top1_error, top5_error in percent) to this file.
         csv: also write the rows as CSV to this file.
     """
-    from deepconv_cli.cli.threads import set_threads, usable_cores
     from deepconv_cli.evaluation.scales import parse_scales
+    from deepconv_cli.training.resources import set_threads, usable_cores
 
     qs = parse_scales(scales) if scales is not None else None
     if devices < 1:

@@ -50,6 +50,7 @@ def export(
     existing_file(ckpt, "model file")  # before torch is imported: a mistyped path answers in a second
     from deepconv_cli.export.artefact import load_artefact, load_network
     from deepconv_cli.export.verify import TOLERANCE, verify
+    from deepconv_cli.models.registry import get_spec
 
     model, meta = load_network(ckpt)
     target = Path(out) if out else Path(ckpt).with_suffix(SUFFIXES[format])
@@ -57,7 +58,8 @@ def export(
         raise usage(f"--out {target} would overwrite the checkpoint being exported")
     with staged_file(target) as tmp:
         WRITERS[format](model, meta, tmp, fixed_size)
-        differences = verify(model, load_artefact(tmp, format), meta.crop_size, fixed_size)
+        stride = get_spec(meta.arch).stride  # the probe's odd sizes straddle this network's score-map cells
+        differences = verify(model, load_artefact(tmp, format), meta.crop_size, stride, fixed_size)
     checked = ", ".join(f"{shape}: {diff:.1e}" for shape, diff in differences.items())
     size = f"{meta.crop_size}x{meta.crop_size} only" if fixed_size else f"any HxW >= {meta.crop_size}"
     print(f"wrote {target} ({format}, {meta.arch}, {meta.num_classes} classes, input {size})")

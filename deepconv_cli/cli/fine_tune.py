@@ -11,6 +11,7 @@ interrupted after its first checkpoint resumes from RUN_DIR/last.ckpt like `trai
 
 from deepconv_cli.cli.train import option_values, start
 from deepconv_cli.cli.train import parse as parse_training
+from deepconv_cli.cli.train_help import wants_help
 from deepconv_cli.errors import usage
 from deepconv_cli.files import existing_file
 
@@ -37,11 +38,11 @@ def parse(argv: list[str]):
 
 
 def main(argv: list[str]) -> int:
-    given = [a for a in argv if a.split("=")[0] in ("--init_from", "--init-from")]
-    asks_only = any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv)
-    if not given and not asks_only and "-c" not in argv and "--config" not in argv:
+    given = option_values(argv, "--init_from", "--init-from")
+    asks_only = wants_help(argv) or any(a.startswith("--print_config") for a in argv)
+    if not given and not asks_only and not option_values(argv, "-c", "--config"):
         raise usage("fine-tune needs --init_from CKPT (a trained deepconv checkpoint)")
-    for path in option_values(argv, "--init_from", "--init-from"):
+    for path in given:
         existing_file(path, "checkpoint")  # before Lightning is imported
     cli = start(argv, "deepconv fine-tune", fine_tune=True)
     if cli is None:
@@ -52,9 +53,9 @@ def main(argv: list[str]) -> int:
     existing_file(init_from, "checkpoint")
     from rich.console import Console
 
-    from deepconv_cli.cli.lightning_cli import fit
     from deepconv_cli.models.checkpoint import load_model
     from deepconv_cli.models.deepen import initialise_from
+    from deepconv_cli.training.run import fit
 
     source, source_meta = load_model(init_from)
     target = cli.model.model

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from deepconv_cli.cli.options import parse_options
+from deepconv_cli.cli.options import parse_function
 from deepconv_cli.errors import failure, usage
 
 ALIASES = {"--json": "--json_file"}
@@ -152,31 +152,31 @@ def predict(
     return results
 
 
-ACTIONS = {"evaluate": (evaluate, None), "predict": (predict, ("paths", "image files and folders"))}
+ACTIONS = [evaluate, predict]  # and fit: LightningCLI (cli/localise_fit.py)
+POSITIONAL = {"evaluate": [], "predict": [("paths", "image files and folders")]}
 
 
 def parse(argv: list[str]) -> object:
     """The options `main` runs `localise ACTION` with, parsed from `argv` (nothing run: recipes check stages so)."""
     if argv[:1] == ["fit"]:
-        from deepconv_cli.localisation.fit import parse as parse_fit
+        from deepconv_cli.cli.localise_fit import parse as parse_fit
 
         return parse_fit(argv[1:])
-    if argv[:1] and argv[0] in ACTIONS:
-        function, positional = ACTIONS[argv[0]]
-        return parse_options(function, argv[1:], f"deepconv localise {argv[0]}", ALIASES, positional)
-    raise usage(f"unknown action {argv[0] if argv else ''!r}; choose one of fit, evaluate, predict")
+    return parse_function(ACTIONS, argv, "deepconv localise", ALIASES, POSITIONAL, ("fit",))[1]
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
+    if argv[:1] in ([], ["-h"], ["--help"]):
+        examples = __doc__.split("\n", 1)[1].rstrip()
+        print("usage: deepconv localise {fit,evaluate,predict} [options]   (deepconv localise NAME --help for its "
+              f"options)\n\nObject localisation of the VGG paper's Appendix A:\n{examples}")
         return 0 if argv else 2
     if argv[0] == "fit":
-        from deepconv_cli.localisation.fit import main as fit_main
+        from deepconv_cli.cli.localise_fit import main as fit_main
 
         return fit_main(argv[1:])
-    kwargs = parse(argv)
-    ACTIONS[argv[0]][0](**kwargs)
+    function, kwargs = parse_function(ACTIONS, argv, "deepconv localise", ALIASES, POSITIONAL, ("fit",))
+    function(**kwargs)
     return 0
 
 

@@ -6,8 +6,10 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from deepconv_cli.cli import run_function
+from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
+
+ALIASES = {"--json": "--json_output=true", "--name": ""}
 
 
 def models(
@@ -70,8 +72,5 @@ def _layers(name: str, rows: list[dict], info: dict, json_output: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    argv = ["--json_output=true" if a == "--json" else a for a in argv]
-    if argv and not argv[0].startswith("-"):  # `deepconv models alexnet`: the name as a positional
-        argv = [f"--name={argv[0]}", *argv[1:]]
-    run_function(models, argv, "deepconv models")
+    models(**parse_options(models, argv, "deepconv models", ALIASES, ("name", "")))
     return 0

@@ -12,12 +12,11 @@ import argparse
 import difflib
 import inspect
 import json
-import re
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Union, get_args, get_origin
 
-from deepconv_cli.errors import usage
+from deepconv_cli.errors import one_line_usage, usage
 
 BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off"}
 Positional = tuple[str, str]
@@ -64,6 +63,10 @@ def normalise_argv(argv: list[str], kinds: dict[str, str], aliases: dict[str, st
         if (not arg.startswith("--") and name not in aliases) or arg == "--":  # short aliases such as -k pass
             out.append(arg)
             continue
+        if aliases.get(name) == "":  # an option spelling of a positional: `--name D` is `D`
+            if eq:
+                out.append(value)
+            continue
         if name in aliases:
             name, _, fixed = aliases[name].partition("=")
             if fixed and not eq:
@@ -99,17 +102,6 @@ def normalise_argv(argv: list[str], kinds: dict[str, str], aliases: dict[str, st
     return out
 
 
-def underscore_names(argv: list[str]) -> list[str]:
-    """`--data.batch-size 8` -> `--data.batch_size 8` (every option name; values untouched): LightningCLI's rule."""
-    out = []
-    for arg in argv:
-        if arg.startswith("--") and arg != "--":
-            name, eq, value = arg.partition("=")
-            arg = "--" + name[2:].replace("-", "_") + eq + value
-        out.append(arg)
-    return out
-
-
 def _list_items(value: str) -> list[str]:
     if value.startswith("["):
         try:
@@ -120,35 +112,6 @@ def _list_items(value: str) -> list[str]:
             pass
         return [v.strip() for v in value.strip("[]").split(",") if v.strip()]
     return [value]
-
-
-def suggestion(message: str, known: Iterable[str]) -> str:
-    """' (did you mean --x?)' for the unknown options named in a parser's `message`, or ''."""
-    known = sorted(set(known))
-    guesses = []
-    words = re.findall(r"--[\w.\-]+", message)  # and a config file's key: "Group 'model' does not accept option 'x'"
-    words += [
-        f"--{group}.{key}" for group, key in re.findall(r"Group '([\w.]+)' does not accept option '(\w+)'", message)
-    ]
-    for word in words:
-        if word in known:
-            continue
-        close = difflib.get_close_matches(word.replace("-", "_").replace("__", "--", 1), known, n=1, cutoff=0.6)
-        if close and close[0] not in guesses:
-            guesses.append(close[0])
-    return f" (did you mean {' or '.join(guesses)}?)" if guesses else ""
-
-
-def one_line_usage(error: BaseException, known: Iterable[str], prog: str):
-    """The DeepconvError (exit 2) for a parser's error: one line, the nearest option suggested."""
-    known = list(known)
-    message = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
-    required = re.search(r"required: (.*)$", message)
-    if required:  # jsonargparse names a missing option by its key: show it as it is typed
-        names = [n.strip() for n in required.group(1).split(",")]
-        typed = [f"--{n}" if f"--{n}" in known else n for n in names]
-        message = message[: required.start(1)] + ", ".join(typed)
-    return usage(f"{message}{suggestion(message, known)} (see `{prog} --help`)")
 
 
 def _argument_help(function: Callable) -> dict[str, str]:
@@ -167,8 +130,9 @@ def parse_options(
     """Keyword arguments for `function` from `argv`, parsed the one deepconv way (see the module docstring).
 
     `aliases` maps extra hidden spellings to an option (`{"--from": "--source"}`), optionally with a fixed value
-    (`{"--json": "--json_output=true"}`). `positional` = (parameter, help), or a list of them: parameters given
-    without an option name; a list-typed one takes one or more values.
+    (`{"--json": "--json_output=true"}`), or to "" for an option spelling of a positional (`{"--name": ""}`).
+    `positional` = (parameter, help), or a list of them: parameters given without an option name; a list-typed
+    one takes one or more values; one with a default may be left out.
     """
     from jsonargparse import ActionConfigFile, ArgumentParser
 
@@ -182,10 +146,14 @@ def parse_options(
     parameters = inspect.signature(function).parameters
     helps = _argument_help(function)
     for name, text in positionals:
-        annotation = parameters[name].annotation
+        annotation, default = parameters[name].annotation, parameters[name].default
         many = _kind(annotation) == "list"
         kind = str if many or annotation is inspect.Parameter.empty else annotation
-        parser.add_argument(name, nargs="+" if many else None, type=kind, help=text or helps.get(name))
+        if default is inspect.Parameter.empty:
+            parser.add_argument(name, nargs="+" if many else None, type=kind, help=text or helps.get(name))
+        else:  # a positional that may be left out (`deepconv models [NAME]`)
+            parser.add_argument(name, nargs="*" if many else "?", type=kind, default=default,
+                                help=text or helps.get(name))
     parser.add_function_arguments(function, as_group=False, skip={name for name, _ in positionals})
     try:
         config = parser.parse_args(normalise_argv(argv, kinds, aliases)).as_dict()
@@ -201,29 +169,40 @@ def required_positionals(function: Callable) -> list[Positional]:
     return [(name, "") for name, p in inspect.signature(function).parameters.items() if p.default is p.empty]
 
 
+def action_name(function: Callable) -> str:
+    """The word that chooses `function` among several (`digit_boxes` -> digit-boxes)."""
+    return function.__name__.replace("_", "-")
+
+
 def _list_functions(functions: list[Callable], prog: str) -> None:
-    names = {f.__name__: f for f in functions}
-    lines = "\n".join(f"  {n:<10} {(inspect.getdoc(f) or '').splitlines()[0]}" for n, f in names.items())
+    names = {action_name(f): f for f in functions}
+    width = max(10, *map(len, names))
+    lines = "\n".join(f"  {n:<{width}} {(inspect.getdoc(f) or '').splitlines()[0]}" for n, f in names.items())
     print(f"usage: {prog} {{{','.join(names)}}} [options]   ({prog} NAME --help for its options)\n\n{lines}")
 
 
-def parse_function(functions: Callable | list[Callable], argv: list[str], prog: str) -> tuple[Callable, dict]:
+def parse_function(functions: Callable | list[Callable], argv: list[str], prog: str,
+                   aliases: dict[str, str] | None = None,
+                   positional: dict[str, list[Positional]] | None = None,
+                   others: tuple[str, ...] = ()) -> tuple[Callable, dict]:
     """The function `run_function` would call (one of several, chosen by the first word) and its arguments.
 
     Parsing only: nothing is run and no file is read but a `-c` config, so a recipe can check a stage's command
-    line before any stage starts.
+    line before any stage starts. `aliases` as for `parse_options`; `positional` names a function's positional
+    parameters (default: its required ones); `others` are words the caller handles itself (named in errors).
     """
     if isinstance(functions, list):
-        names = {f.__name__: f for f in functions}
+        names = {action_name(f): f for f in functions}
         if not argv or argv[0] not in names:
             close = difflib.get_close_matches(argv[0], names, n=1) if argv else []
             hint = f" (did you mean {close[0]}?)" if close else ""
             given = f" {argv[0]!r}" if argv else ": none given"
-            raise usage(f"unknown {prog}{given}{hint}; choose one of {', '.join(names)}")
+            raise usage(f"unknown {prog}{given}{hint}; choose one of {', '.join([*others, *names])}")
         function, argv, prog = names[argv[0]], argv[1:], f"{prog} {argv[0]}"
     else:
         function = functions
-    return function, parse_options(function, argv, prog, positional=required_positionals(function))
+    chosen = (positional or {}).get(function.__name__, required_positionals(function))
+    return function, parse_options(function, argv, prog, aliases, chosen)
 
 
 def run_function(functions: Callable | list[Callable], argv: list[str], prog: str) -> object:
@@ -234,7 +213,7 @@ def run_function(functions: Callable | list[Callable], argv: list[str], prog: st
     if isinstance(functions, list) and argv[:1] in ([], ["-h"], ["--help"]):
         _list_functions(functions, prog)
         if not argv:
-            raise usage(f"choose one of: {', '.join(f.__name__ for f in functions)}")
+            raise usage(f"choose one of: {', '.join(map(action_name, functions))}")
         return None
     function, kwargs = parse_function(functions, argv, prog)
     return function(**kwargs)

@@ -36,11 +36,11 @@ def predict(
         raise usage(f"--topk must be at least 1, got {topk}")
     existing_file(ckpt, "model file")  # before torch is imported: a mistyped path answers in a second
 
-    from deepconv_cli.cli.threads import set_threads
     from deepconv_cli.data.folder import collect_images
     from deepconv_cli.data.images import readable_images
     from deepconv_cli.evaluation.prediction import picture_posteriors, resolve_scales, top_k
     from deepconv_cli.export.artefact import load_artefact
+    from deepconv_cli.training.resources import set_threads
 
     files = collect_images(paths)
     set_threads(0)

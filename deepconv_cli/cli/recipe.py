@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from deepconv_cli.cli.options import run_function
+from deepconv_cli.cli.stage_arguments import check_arguments
 from deepconv_cli.errors import usage
-from deepconv_cli.recipes.arguments import check_arguments
 from deepconv_cli.recipes.checks import problems
 from deepconv_cli.recipes.runner import TRAINING, Recipe, Stage, load_recipe, run_stage
 

@@ -1,9 +1,10 @@
-"""`deepconv train --help` in about a second: deepconv's own options first, read from the sources without importing.
+"""`--help` of the training commands (train, fine-tune, localise fit) in about a second: deepconv's own options first.
 
-The model's and the data's options are the `__init__` parameters (and docstring `Args:`) of ClassifierModule and
-ImageFolderData; they are read from the source files with `ast`, so the help cannot drift from what LightningCLI
-parses, and neither torch nor Lightning is imported. `--help trainer` (or `--help full`) prints LightningCLI's
-complete help, Lightning's Trainer options included.
+The model's and the data's options are the `__init__` parameters (and docstring `Args:`) of the command's
+LightningModule and LightningDataModule (ClassifierModule and ImageFolderData; LocaliserModule and LocaliseData);
+they are read from the source files with `ast`, so the help cannot drift from what LightningCLI parses, and neither
+torch nor Lightning is imported. `--help trainer` (or `--help full`) prints LightningCLI's complete help,
+Lightning's Trainer options included.
 """
 
 import ast
@@ -14,6 +15,8 @@ from pathlib import Path
 SOURCES = {"model": ("deepconv_cli.training.module", "ClassifierModule"),
            "data": ("deepconv_cli.data.datamodule", "ImageFolderData")}
 LINKED = {"model.num_classes", "model.classes", "model.crop_size"}  # set from the data; not options of their own
+TITLES = {"model": "model (the network and its optimisation)",
+          "data": "data (an ImageFolder tree: DATA_DIR/train and DATA_DIR/val)"}
 RUN_OPTIONS = [
     ("-c, --config FILE", ("a YAML recipe with any of the options below (recipes/quickstart/vgg_a.yaml trains on a"
                           " CPU in about a minute; recipes/imagenet/*.yaml are the paper's)")),
@@ -56,9 +59,10 @@ def _docstring_args(doc: str) -> dict[str, str]:
     return args
 
 
-def class_options(section: str) -> list[tuple[str, str, str, str]]:
+def class_options(section: str, sources: dict[str, tuple[str, str]] = SOURCES,
+                  linked: set[str] = LINKED) -> list[tuple[str, str, str, str]]:
     """(option, type, default, help) of every __init__ parameter of a section's class, in declaration order."""
-    node = _class_node(*SOURCES[section])
+    node = _class_node(*sources[section])
     if node is None:
         return []
     init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
@@ -68,7 +72,7 @@ def class_options(section: str) -> list[tuple[str, str, str, str]]:
     rows = []
     for param, default in zip(params, defaults):
         option = f"{section}.{param.arg}"
-        if option in LINKED:
+        if option in linked:
             continue
         kind = ast.unparse(param.annotation) if param.annotation is not None else ""
         value = "required" if default is None else ast.unparse(default)
@@ -85,21 +89,24 @@ def _format(rows: list[tuple[str, str]], width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def train_help(prog: str = "deepconv train", extra: list[tuple[str, str]] | None = None, summary: str = "") -> str:
+def train_help(prog: str = "deepconv train", extra: list[tuple[str, str]] | None = None, summary: str = "",
+               sources: dict[str, tuple[str, str]] = SOURCES, linked: set[str] = LINKED,
+               titles: dict[str, str] = TITLES, run_options: list[tuple[str, str]] = RUN_OPTIONS,
+               usage_extra: str = "") -> str:
     """The help text: run options, then model and data options, then where Lightning's Trainer options are."""
     parts = [
-        f"usage: {prog} [-c FILE] [--model.KEY VALUE] [--data.KEY VALUE] [--trainer.KEY VALUE] [--resume BOOL]",
+        f"usage: {prog}{usage_extra} [-c FILE] [--model.KEY VALUE] [--data.KEY VALUE] [--trainer.KEY VALUE]"
+        " [--resume BOOL]",
         "",
         summary or "Train a network of the registry (`deepconv models`: VGG A-E, AlexNet, ZFNet, LeNet-5, NiN, "
         "GoogLeNet) as in section 3.1 of the VGG paper (SGD with momentum, weight decay, plateau learning-rate "
         "drops, scale jitter, PCA colour shift) with Lightning's Trainer.",
         "",
         "run:",
-        _format(list(extra or []) + RUN_OPTIONS),
+        _format(list(extra or []) + run_options),
     ]
-    for section, title in (("model", "model (the network and its optimisation)"),
-                           ("data", "data (an ImageFolder tree: DATA_DIR/train and DATA_DIR/val)")):
-        rows = class_options(section)
+    for section, title in titles.items():
+        rows = class_options(section, sources, linked)
         shown = [(f"{o} {t.replace(' | None', '')}".strip(), f"{h} (default: {d})" if d != "required" else
                   f"{h} (required)") for o, t, d, h in rows]
         parts += ["", f"{title}:", _format(shown)]

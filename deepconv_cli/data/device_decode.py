@@ -3,11 +3,13 @@ paper's augmentations unchanged.
 
 The loader workers still draw every random parameter exactly as the CPU path does (`ScaleJitterCrop.params`:
 S, then the crop's corner; then the flip as `RandomHorizontalFlip` draws it), read the file's bytes and send
-them with those parameters; the device decodes the batch's JPEGs in one call, cuts the crop's source box
-(snapped to whole pixels by the same rule as `resized_crop_uint8`), resizes it to the crop with antialiased
-bilinear filtering and flips it. The PCA colour shift and the mean stay where they are (the module, on the
-device). Files the GPU path does not take (not JPEG, CMYK, EXIF-rotated, boxes under `SNAP_MIN_BOX` pixels)
-are cropped by the CPU path in the worker and travel as finished crops in the same batch.
+them with those parameters; the device decodes the batch's JPEGs in one call, cuts each crop's source box
+(snapped to whole pixels by the same rule as `resized_crop_uint8`) and resizes and flips the boxes together:
+torch's antialiased bilinear resize written as two batched matrix products per group of boxes (`resize_boxes`),
+so a batch costs a few kernels however many images it holds, not a resize call per image. The PCA colour shift
+and the mean (mean RGB, or the mean image of `data.mean_image`) stay where they are: the module, on the device,
+whichever path made the crops. Files the GPU path does not take (not JPEG, CMYK, EXIF-rotated, boxes under
+`SNAP_MIN_BOX` pixels) are cropped by the CPU path in the worker and travel as finished crops in the same batch.
 
 Tolerance against the CPU path, same parameters: where the CPU path decodes at full size (the image shrinks
 less than 2x) the crops differ by at most 1 grey level (float vs torch's uint8 resize arithmetic); where it
@@ -22,12 +24,11 @@ and CUDA); `_decode` is the one place to change once TorchCodec is a dependency.
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from deepconv_cli.data.images import orientation, oriented_size
-from deepconv_cli.data.transforms import SNAP_MIN_BOX, ScaleJitterCrop, resized_crop_uint8
+from deepconv_cli.data.transforms import SNAP_MIN_BOX, ScaleJitterCrop, crop_box, resized_crop_uint8
 
 
 @dataclass
@@ -115,13 +116,6 @@ def collate(samples: list[tuple[JpegCrop | torch.Tensor, int]]) -> DeferredBatch
     )
 
 
-def crop_box(height: int, width: int, s: float, left: float, top: float, crop: int) -> tuple[int, int, int]:
-    """(x0, y0, side) of the crop's source box in a full-size decode, snapped as `resized_crop_uint8` snaps."""
-    f = min(width, height) / s  # S-space -> image pixels
-    side = min(round(crop * f), height, width)
-    return min(round(left * f), width - side), min(round(top * f), height - side), side
-
-
 _fallback_said = False
 
 
@@ -141,17 +135,62 @@ def _decode(jpegs: list[torch.Tensor], device: torch.device) -> list[torch.Tenso
         return [img.to(device) for img in decode_jpeg(jpegs, mode=ImageReadMode.RGB)]
 
 
+RESIZE_GROUP = 32  # boxes resized per batched matrix product (sorted by side, so little zero padding)
+
+
+def aa_weights(sizes: torch.Tensor, out: int, width: int) -> torch.Tensor:
+    """(K, out, width) float32 matrices of torch's antialiased bilinear resize (`F.interpolate(..., "bilinear",
+    antialias=True)`, PIL's triangle filter widened by the shrink factor, rows normalised) from each length
+    sizes[k] to `out`; columns at or beyond sizes[k] are zero, so shorter inputs may be zero-padded to `width`."""
+    n = sizes.to(torch.float64).view(-1, 1, 1)
+    scale = n / out
+    support = scale.clamp(min=1.0)  # the filter's half-width in input pixels (1 when enlarging)
+    i = torch.arange(out, dtype=torch.float64, device=sizes.device).view(1, -1, 1)
+    j = torch.arange(width, dtype=torch.float64, device=sizes.device).view(1, 1, -1)
+    center = scale * (i + 0.5)
+    w = (1 - ((j + 0.5 - center) / support).abs()).clamp(min=0)
+    # torch's window, [int(center - support + 0.5), int(center + support + 0.5)) within the input
+    inside = (j >= (center - support + 0.5).floor().clamp(min=0)) & (j < (center + support + 0.5).floor()) & (j < n)
+    w = w * inside
+    return (w / w.sum(-1, keepdim=True)).float()
+
+
+def resize_boxes(boxes: list[torch.Tensor], crop: int, flips: list[bool]) -> torch.Tensor:
+    """Square uint8 boxes (3, side_k, side_k) on one device -> float32 (K, 3, crop, crop), each resized as
+    `F.interpolate(box, crop, "bilinear", antialias=True)` and mirrored where flips[k], in a few batched matrix
+    products: out_k = Wy_k @ box_k @ Wx_k^T with the separable resize's weight matrices (the mirror folded into
+    Wx_k). Boxes are sorted by side and resized RESIZE_GROUP at a time, zero-padded to the group's largest side.
+
+    The products run in full fp32, torch's default on CUDA; with TF32 matrix products turned on
+    (`torch.set_float32_matmul_precision("high")`) a pixel may move by a grey level."""
+    device = boxes[0].device
+    sides = torch.tensor([b.shape[-1] for b in boxes])
+    order = sides.argsort().tolist()
+    out = torch.empty(len(boxes), 3, crop, crop, dtype=torch.float32, device=device)
+    for start in range(0, len(order), RESIZE_GROUP):
+        group = order[start : start + RESIZE_GROUP]
+        width = int(sides[group[-1]])
+        padded = torch.zeros(len(group), 3, width, width, dtype=torch.float32, device=device)
+        for k, g in enumerate(group):
+            side = boxes[g].shape[-1]
+            padded[k, :, :side, :side] = boxes[g]
+        wy = aa_weights(sides[group].to(device), crop, width)  # (G, crop, width)
+        mirror = torch.tensor([flips[g] for g in group], device=device).view(-1, 1, 1)
+        wx = torch.where(mirror, wy.flip(1), wy)
+        out[torch.tensor(group, device=device)] = wy.unsqueeze(1) @ padded @ wx.transpose(1, 2).unsqueeze(1)
+    return out
+
+
 def crops_from_jpegs(jpegs: list[torch.Tensor], params: list[tuple[float, float, float, bool]], crop: int,
                      device) -> torch.Tensor:
     """Decode `jpegs` (host byte tensors) on `device` in one call and make each (S, left, top, flip) crop there:
-    uint8 (K, 3, crop, crop). The resize runs in float32 and rounds (CUDA has no uint8 antialiased kernel), so
-    the same code is what a CPU test exercises."""
+    uint8 (K, 3, crop, crop). The boxes are cut as views and resized together (`resize_boxes`, float32, rounded:
+    CUDA has no uint8 antialiased kernel), so the same code is what a CPU test exercises."""
     images = _decode(jpegs, torch.device(device))
-    out = torch.empty(len(images), 3, crop, crop, dtype=torch.float32, device=device)
-    for k, (img, (s, left, top, _)) in enumerate(zip(images, params, strict=True)):
+    boxes = []
+    for img, (s, left, top, _) in zip(images, params, strict=True):
         height, width = img.shape[1:]
-        x0, y0, side = crop_box(height, width, s, left, top, crop)
-        box = img[None, :, y0 : y0 + side, x0 : x0 + side].float()
-        out[k] = F.interpolate(box, size=(crop, crop), mode="bilinear", antialias=True)[0]
-    flips = torch.tensor([bool(p[3]) for p in params], device=out.device).view(-1, 1, 1, 1)  # the batch at once
-    return torch.where(flips, out.flip(-1), out).round_().clamp_(0, 255).to(torch.uint8)
+        x0, y0, side = crop_box(height, width, min(width, height) / s, left, top, crop)  # a full-size decode
+        boxes.append(img[:, y0 : y0 + side, x0 : x0 + side])
+    out = resize_boxes(boxes, crop, [bool(p[3]) for p in params])
+    return out.round_().clamp_(0, 255).to(torch.uint8)

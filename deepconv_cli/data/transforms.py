@@ -51,17 +51,21 @@ def _decode(img: Image.Image, target_short: float) -> tuple[Image.Image, float]:
     return rgb, rgb.size[0] / width
 
 
-def _decode_uint8(img: Image.Image, target_short: float) -> tuple[torch.Tensor, float]:
-    """uint8 CHW tensor (HWC in memory) of the RGB image, reduced like `_decode`; and its scale to the original.
+def decode_uint8(img: Image.Image, target_short: float, data: bytes | None = None) -> tuple[torch.Tensor, float]:
+    """The one decoder to uint8: CHW tensor (HWC in memory) of the upright RGB image, reduced like `_decode`; and
+    its scale to the original. `data`: the file's bytes when the caller already holds them (else read from the
+    lazily opened file's path).
 
     simplejpeg decodes upright RGB/greyscale JPEGs (the same libjpeg-turbo pixels PIL gives); EXIF-rotated ones
     take the PIL path so that `to_rgb` turns them upright, as everywhere else."""
     w, h = img.size
     path = getattr(img, "filename", "")
-    if simplejpeg is not None and img.format == "JPEG" and img.mode in ("RGB", "L") and path and orientation(img) == 1:
+    if simplejpeg is not None and img.format == "JPEG" and img.mode in ("RGB", "L") and (path or data is not None) \
+            and orientation(img) == 1:
         factor = jpeg_reduction(img, target_short)
-        with open(path, "rb") as f:
-            data = f.read()
+        if data is None:
+            with open(path, "rb") as f:
+                data = f.read()
         try:
             array = simplejpeg.decode_jpeg(data, "RGB", min_height=-(-h // factor), min_width=-(-w // factor))
         except ValueError:  # truncated or unusual JPEG: let PIL decode it (or report what is wrong with it)
@@ -71,6 +75,13 @@ def _decode_uint8(img: Image.Image, target_short: float) -> tuple[torch.Tensor, 
             return torch.from_numpy(array).permute(2, 0, 1), array.shape[1] / w
     rgb, scale = _decode(img, target_short)
     return torch.from_numpy(np.array(rgb)).permute(2, 0, 1), scale
+
+
+def crop_box(height: int, width: int, f: float, left: float, top: float, crop: int) -> tuple[int, int, int]:
+    """The one crop-box formula: (x0, y0, side) in a height x width decoded image of the crop x crop window at
+    (left, top) in S-space, `f` decoded pixels per S-space pixel, snapped to whole pixels and kept inside."""
+    side = min(round(crop * f), height, width)
+    return min(round(left * f), width - side), min(round(top * f), height - side), side
 
 
 def resized_crop(img: Image.Image, short_side: float, crop: int, left: float, top: float) -> Image.Image:
@@ -88,11 +99,8 @@ def resized_crop_uint8(img: Image.Image, short_side: float, crop: int, left: flo
     w, h = img.size
     if crop * min(w, h) / short_side < SNAP_MIN_BOX:
         return TF.pil_to_tensor(resized_crop(img, short_side, crop, left, top))
-    x, decoded = _decode_uint8(img, short_side)
-    f = decoded * min(w, h) / short_side  # S-space -> decoded image pixels
-    height, width = x.shape[1:]
-    side = min(round(crop * f), height, width)
-    x0, y0 = min(round(left * f), width - side), min(round(top * f), height - side)
+    x, decoded = decode_uint8(img, short_side)
+    x0, y0, side = crop_box(*x.shape[1:], decoded * min(w, h) / short_side, left, top, crop)
     box = x[None, :, y0 : y0 + side, x0 : x0 + side]
     return F.interpolate(box, size=(crop, crop), mode="bilinear", antialias=True)[0]
 

@@ -8,7 +8,7 @@ from torchvision.transforms.v2 import functional as TF
 from deepconv_cli.errors import usage
 from deepconv_cli.evaluation.dense import dense_posteriors, rescale_shorter, to_uint8_tensor
 from deepconv_cli.evaluation.scales import parse_scales
-from deepconv_cli.evaluation.scores import Artefact
+from deepconv_cli.models.artefact import Artefact
 from deepconv_cli.models.checkpoint import ModelMeta
 
 

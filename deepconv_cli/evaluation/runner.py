@@ -27,9 +27,9 @@ from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
 from deepconv_cli.evaluation.fusion import FUSED, average, components, method_posteriors
 from deepconv_cli.evaluation.precision import autocast, prepare_model, resolve_precision
 from deepconv_cli.evaluation.rows import make_rows, update_rows
-from deepconv_cli.files import reason
 from deepconv_cli.models.checkpoint import ModelMeta, load_model
 from deepconv_cli.models.interface import Classifier
+from deepconv_cli.training.resources import pick_device
 
 
 @dataclass
@@ -114,17 +114,6 @@ def keep_as_list(batch: list) -> list:
 class ImagesPerSecond(ProgressColumn):
     def render(self, task) -> Text:
         return Text(f"{task.speed:.1f} images/s" if task.speed else "", style="progress.data.speed")
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-        torch.empty(0, device=dev)
-    except (RuntimeError, AssertionError) as e:
-        raise usage(f"device {device!r} is not available: {reason(e)}") from None
-    return dev
 
 
 def spaced_indices(total: int, limit: int) -> list[int]:
@@ -271,7 +260,7 @@ def evaluate(
         from deepconv_cli.evaluation.sharded import evaluate_sharded
 
         del members
-        return evaluate_sharded(job, devices, dev.type, progress)
+        return evaluate_sharded(job, devices, dev.type, (load_members, run_chunks), progress)
     rows = make_rows(members, method)
     seen = torch.zeros(len(indices), dtype=torch.long)
 

@@ -1,7 +1,8 @@
 """`deepconv evaluate --devices N`: N processes each evaluate a shard of the images; rank 0 scores them all.
 
 Rank r of N evaluates images r, r + N, r + 2N, ... (`UnpaddedDistributedSampler`: no image repeated to even out
-the shards) through the one-device chunk loop (`runner.run_chunks`), on cuda:r with NCCL or on the CPU with gloo.
+the shards) through the one-device chunk loop (`runner.run_chunks`, handed in by the runner, so this module never
+imports it back), on cuda:r with NCCL or on the CPU with gloo.
 The per-image posteriors of every row are gathered back into dataset order (`gather_by_index`, which refuses a
 missing image), and rank 0 computes the rows exactly as one process would: the same torchmetrics over the same
 posteriors, each image counted once. A row's seconds are the slowest process's forward time. A usage or
@@ -51,13 +52,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def evaluate_sharded(job, devices: int, kind: str, progress: bool = True) -> list[dict]:
-    """The rows of `runner.evaluate` for `job`, computed by `devices` processes."""
+def evaluate_sharded(job, devices: int, kind: str, loop: tuple, progress: bool = True) -> list[dict]:
+    """The rows of `runner.evaluate` for `job`, computed by `devices` processes; `loop` is the one-device
+    (load_members, run_chunks) pair, module-level functions (they travel to the spawned processes by name)."""
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)  # "terminating process ..." lines
     context = mp.get_context("spawn")
     results = context.SimpleQueue()
     try:
-        mp.start_processes(_worker, args=(devices, kind, _free_port(), job, results, progress), nprocs=devices,
+        mp.start_processes(_worker, args=(devices, kind, _free_port(), job, results, progress, loop), nprocs=devices,
                            join=True, start_method="spawn")
     except ProcessException as e:
         while not results.empty():
@@ -73,10 +75,10 @@ def evaluate_sharded(job, devices: int, kind: str, progress: bool = True) -> lis
     raise failure(f"evaluation over {devices} processes returned no result")
 
 
-def _worker(rank: int, world: int, kind: str, port: int, job, results, progress: bool) -> None:
+def _worker(rank: int, world: int, kind: str, port: int, job, results, progress: bool, loop: tuple) -> None:
     _die_with_parent()
     try:
-        _evaluate_shard(rank, world, kind, port, job, results, progress)
+        _evaluate_shard(rank, world, kind, port, job, results, progress, loop)
     except DeepconvError as e:
         results.put(("error", str(e), e.code))
         sys.exit(e.code)
@@ -85,10 +87,11 @@ def _worker(rank: int, world: int, kind: str, port: int, job, results, progress:
             dist.destroy_process_group()
 
 
-def _evaluate_shard(rank: int, world: int, kind: str, port: int, job, results, progress: bool) -> None:
-    from deepconv_cli.cli.threads import set_threads
+def _evaluate_shard(rank: int, world: int, kind: str, port: int, job, results, progress: bool, loop: tuple) -> None:
     from deepconv_cli.evaluation.rows import make_rows, update_rows
-    from deepconv_cli.evaluation.runner import load_members, run_chunks
+    from deepconv_cli.training.resources import set_threads
+
+    load_members, run_chunks = loop
 
     set_threads(job.num_workers, world)
     device = torch.device(f"cuda:{rank}") if kind == "cuda" else torch.device("cpu")

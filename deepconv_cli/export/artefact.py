@@ -10,11 +10,11 @@ import zipfile
 from pathlib import Path
 
 from deepconv_cli.errors import usage
-from deepconv_cli.evaluation.scores import Artefact
 from deepconv_cli.export.onnx_io import load_onnx
 from deepconv_cli.export.safetensors_io import load_safetensors_model
 from deepconv_cli.export.torchscript_io import load_torchscript
 from deepconv_cli.files import existing_file
+from deepconv_cli.models.artefact import Artefact
 from deepconv_cli.models.checkpoint import ModelMeta, load_model
 from deepconv_cli.models.interface import Classifier
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import torch
 
 from deepconv_cli.errors import failure
-from deepconv_cli.evaluation.scores import Artefact
 from deepconv_cli.export.metadata import FIXED_KEY, INPUT_KEY, META_KEY, artefact_metadata, read_metadata
 from deepconv_cli.files import reason
+from deepconv_cli.models.artefact import Artefact
 from deepconv_cli.models.checkpoint import ModelMeta
 from deepconv_cli.models.interface import Classifier
 

@@ -10,16 +10,16 @@ from collections.abc import Callable
 import torch
 
 from deepconv_cli.errors import failure
-from deepconv_cli.models.vgg import STRIDE
 
 TOLERANCE = 1e-4
 
 
-def probe_shapes(crop: int, fixed_size: bool) -> list[tuple[int, int, int, int]]:
-    """A square crop-sized batch of 1 and a non-square batch of 2 (H, W not multiples of the stride)."""
+def probe_shapes(crop: int, fixed_size: bool, stride: int) -> list[tuple[int, int, int, int]]:
+    """A square crop-sized batch of 1 and a non-square batch of 2 (H, W not multiples of the network's stride, the
+    registry's `ArchSpec.stride`)."""
     if fixed_size:
         return [(1, 3, crop, crop), (2, 3, crop, crop)]
-    return [(1, 3, crop, crop), (2, 3, crop + STRIDE + 3, crop + 2 * STRIDE + 5)]
+    return [(1, 3, crop, crop), (2, 3, crop + stride + 3, crop + 2 * stride + 5)]
 
 
 def score_difference(
@@ -40,11 +40,12 @@ def verify(
     reference: Callable[[torch.Tensor], torch.Tensor],
     candidate: Callable[[torch.Tensor], torch.Tensor],
     crop: int,
+    stride: int,
     fixed_size: bool = False,
 ) -> dict[str, float]:
     """Differences per probed input size ("NxCxHxW" -> difference); a one-line failure when any exceeds TOLERANCE."""
     result = {}
-    for shape in probe_shapes(crop, fixed_size):
+    for shape in probe_shapes(crop, fixed_size, stride):
         name = "x".join(map(str, shape))
         result[name] = diff = score_difference(reference, candidate, shape)
         if not diff <= TOLERANCE:

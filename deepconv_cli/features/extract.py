@@ -12,11 +12,11 @@ from torch.utils.data import DataLoader
 
 from deepconv_cli import __version__
 from deepconv_cli.errors import failure, usage
-from deepconv_cli.evaluation.runner import pick_device
 from deepconv_cli.features.descriptors import AGGREGATES, fused_descriptors, raw_pixel_descriptors
 from deepconv_cli.features.images import ImageList, ScaledImages, keep_as_list, list_images
 from deepconv_cli.features.store import ChunkStore, Features, fingerprint, write_features
 from deepconv_cli.models.checkpoint import load_model
+from deepconv_cli.training.resources import pick_device, set_threads
 
 ChunkHook = Callable[[int, Path], None]
 
@@ -68,6 +68,7 @@ def extract_features(
     if out.is_dir():
         raise usage(f"--out is a folder: {out}")
     images = list_images(data)
+    set_threads(num_workers)  # the decoding workers keep their cores (training/resources.py)
     dev = pick_device(device)
     models, described = load_networks(ckpts, scales, dev) if ckpts else ([], [])
     settings = {"networks": described, "aggregate": aggregate, "flip": flip, "raw_pixels": raw_pixels, "bf16": bf16,

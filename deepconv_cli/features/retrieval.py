@@ -9,11 +9,11 @@ from PIL import Image, ImageDraw
 from deepconv_cli.data.images import READ_ERRORS, open_rgb, why_unreadable
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
-from deepconv_cli.evaluation.runner import pick_device
 from deepconv_cli.features.descriptors import fused_descriptors, raw_pixel_descriptors
 from deepconv_cli.features.store import Features
 from deepconv_cli.files import staged_file
 from deepconv_cli.models.checkpoint import load_model
+from deepconv_cli.training.resources import pick_device
 
 
 def read_query(path: str | Path) -> Image.Image:

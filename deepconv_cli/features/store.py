@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.files import existing_file, reason, staged_file, write_text_atomically
+from deepconv_cli.models.registry import get_spec
 
 METADATA_KEY = "deepconv_features"
 SETTINGS_FILE = "settings.json"
@@ -34,8 +35,11 @@ class Features:
 
 
 def net_name(arch: str) -> str:
-    """`VGG-D` for the VGG table's one-letter configurations, the registry name (`googlenet`) for the others."""
-    return f"VGG-{arch}" if arch[:1] in "ABCDE" and arch[:1].isupper() else arch
+    """The registry's display name (`VGG-D`, `GoogLeNet`); the stored name for an architecture not registered here."""
+    try:
+        return get_spec(arch).display_name
+    except ValueError:
+        return arch
 
 
 def describe(feats: Features) -> str:

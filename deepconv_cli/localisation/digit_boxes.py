@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from deepconv_cli.cli import run_function
 from deepconv_cli.data.digits import VAL_EVERY, load_digits
 from deepconv_cli.errors import usage
 from deepconv_cli.files import staged_folder
@@ -98,8 +97,3 @@ def digit_boxes(out: str, canvas: int = 48, min_size: int = 20, max_size: int = 
         counts = write_digit_boxes(staging, canvas, min_size, max_size, seed, limit)
     print(f"wrote {counts['train']} training and {counts['val']} validation {canvas}x{canvas} images with boxes "
           f"to {target}")
-
-
-def main(argv: list[str]) -> int:
-    run_function(digit_boxes, argv, "deepconv data digit-boxes")
-    return 0

@@ -101,7 +101,9 @@ def _alexnet(towers: int, zfnet: bool = False):
 
 SPECS = [
     ArchSpec("alexnet", "AlexNet", _alexnet(2), ("alexnet-2gpu",), "two towers (groups=2) as published; 227 crops",
-             227, paper_params="60 M (section 1)"),
-    ArchSpec("alexnet-1tower", "AlexNet", _alexnet(1), (), "one tower (no groups); 227 crops", 227),
-    ArchSpec("zfnet", "AlexNet", _alexnet(1, zfnet=True), (), "7x7/2 conv1, 5x5/2 conv2, LRN after pool1-2", 224),
+             227, paper_params="60 M (section 1)", title="AlexNet"),
+    ArchSpec("alexnet-1tower", "AlexNet", _alexnet(1), (), "one tower (no groups); 227 crops", 227,
+             title="AlexNet (one tower)"),
+    ArchSpec("zfnet", "AlexNet", _alexnet(1, zfnet=True), (), "7x7/2 conv1, 5x5/2 conv2, LRN after pool1-2", 224,
+             title="ZFNet"),
 ]

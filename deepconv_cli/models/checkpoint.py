@@ -16,7 +16,8 @@ from deepconv_cli import __version__
 from deepconv_cli.errors import failure
 from deepconv_cli.files import existing_file, reason, staged_file
 from deepconv_cli.models.interface import Classifier
-from deepconv_cli.models.registry import build, resolve_arch
+from deepconv_cli.models.registry import build, get_spec, resolve_arch
+from deepconv_cli.models.spec import paper_test_scales
 
 STATE_PREFIX = "model."
 
@@ -69,15 +70,13 @@ class ModelMeta:
         return model
 
     def default_test_scales(self) -> list[int]:
-        """The paper's test scales (section 4.2): {S-32, S, S+32} for fixed S, {Smin, mid, Smax} for jittered S.
-
-        The offset 32 belongs to 224-pixel crops; for other crop sizes it scales with the crop (4 for 32-pixel
-        crops), and no scale goes below the crop.
-        """
-        if self.s_min == self.s_max:
-            step = max(1, round(32 * self.crop_size / 224))
-            return [max(self.crop_size, self.s_min - step), self.s_min, self.s_min + step]
-        return [self.s_min, (self.s_min + self.s_max) // 2, self.s_max]
+        """The family's default test scales (`ArchSpec.test_scales`; the VGG paper's section 4.2 rule unless the
+        model file says otherwise) for this crop and training scale."""
+        try:
+            test_scales = get_spec(self.arch).test_scales
+        except ValueError:  # an architecture not registered here: the paper's rule
+            test_scales = paper_test_scales
+        return test_scales(self.crop_size, self.s_min, self.s_max)
 
 
 def atomic_save(obj: object, path: str | Path) -> None:

@@ -140,4 +140,4 @@ def _googlenet(num_classes: int, width: float, crop_size: int, dropout: float | 
 
 SPECS = [ArchSpec("googlenet", "GoogLeNet", _googlenet, ("inception-v1",),
                   "Inception v1, no batch norm; 2 auxiliary classifiers in training", 224,
-                  paper_params="about 6.8 M")]
+                  paper_params="about 6.8 M", title="GoogLeNet")]

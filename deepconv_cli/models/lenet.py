@@ -160,4 +160,4 @@ def _lenet(num_classes: int, width: float, crop_size: int, dropout: float | None
 
 
 SPECS = [ArchSpec("lenet5", "LeNet", _lenet, ("lenet-5", "lenet"), "32x32 grey, sparse C3, scaled tanh", 32,
-                  paper_params="60,850 (10 classes)")]
+                  paper_params="60,850 (10 classes)", stride=4, title="LeNet-5")]  # S2, S4: 2x2/2

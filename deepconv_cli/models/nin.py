@@ -43,4 +43,4 @@ def _nin(num_classes: int, width: float, crop_size: int, dropout: float | None, 
 
 
 SPECS = [ArchSpec("nin-cifar", "NiN", _nin, ("nin",), "3 mlpconv blocks, global average pooling, no FC", 32,
-                  paper_params="81,960 (100 classes)")]
+                  paper_params="81,960 (100 classes)", stride=1, title="NiN")]  # valid convs, no pooling

@@ -1,9 +1,11 @@
-"""The one list of architectures: name -> builder, family, aliases, notes, default crop, import map, and FLOPs
-and parameter counts computed from the network itself (built on the meta device: no memory, no time).
+"""The one list of architectures: name -> builder, family, aliases, notes, default crop, stride, test scales and
+import map (all declared in the family's model file), and FLOPs computed from the network itself (built on the meta
+device: no memory, no time).
 
 Each model file (models/vgg.py, models/alexnet.py, ...) ends with `SPECS = [ArchSpec(...), ...]`; a family is
 registered by one line in `FAMILIES`. Networks outside the package register the same way through the
-`DEEPCONV_MODELS` environment variable (comma-separated module names, each with a `SPECS` list).
+`DEEPCONV_MODELS` environment variable (comma-separated module names, each with a `SPECS` list). A name or alias
+registered twice (case-insensitively, plug-ins included) is refused, never silently replaced.
 """
 
 import difflib
@@ -12,6 +14,7 @@ import os
 
 import torch
 
+from deepconv_cli.errors import usage
 from deepconv_cli.models.interface import Classifier
 from deepconv_cli.models.spec import ArchSpec
 
@@ -28,8 +31,14 @@ PLUGINS_ENV = "DEEPCONV_MODELS"
 def _load() -> dict[str, ArchSpec]:
     modules = list(FAMILIES) + [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
     specs: dict[str, ArchSpec] = {}
-    for name in modules:
-        for spec in importlib.import_module(name).SPECS:
+    owner: dict[str, str] = {}  # every name and alias, lower-cased -> the module that registered it
+    for module in modules:
+        for spec in importlib.import_module(module).SPECS:
+            for name in (spec.name, *spec.aliases):
+                if name.lower() in owner:
+                    raise usage(f"architecture name {name!r} of {module} is already registered by {owner[name.lower()]}"
+                                f" (names and aliases must be unique; rename it in {module})")
+                owner[name.lower()] = module
             specs[spec.name] = spec
     return specs
 
@@ -37,10 +46,6 @@ def _load() -> dict[str, ArchSpec]:
 def registry() -> dict[str, ArchSpec]:
     """Every registered architecture by name (families first, then DEEPCONV_MODELS plug-ins)."""
     return _load()
-
-
-def names() -> tuple[str, ...]:
-    return tuple(registry())
 
 
 def accepted_names() -> tuple[str, ...]:
@@ -55,9 +60,19 @@ def resolve_arch(name: str) -> str:
     by_lower = {n.lower(): n for n in specs} | {a.lower(): s.name for s in specs.values() for a in s.aliases}
     if name.lower() in by_lower:
         return by_lower[name.lower()]
+    spelled = {n.lower(): n for n in specs} | {a.lower(): a for s in specs.values() for a in s.aliases}
     near = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
-    hint = f"; did you mean {by_lower[near[0]]}?" if near else ""
+    hint = f"; did you mean {spelled[near[0]]}?" if near else ""  # as registered: vgg166 -> vgg16, not D
     raise ValueError(f"unknown architecture {name!r}{hint} (`deepconv models` lists them)")
+
+
+def check_arch(name: str) -> str:
+    """`resolve_arch` for a name typed by a user: an unknown one is a one-line usage error (exit 2) with a
+    suggestion."""
+    try:
+        return resolve_arch(name)
+    except ValueError as e:
+        raise usage(str(e)) from None
 
 
 def get_spec(name: str) -> ArchSpec:
@@ -72,10 +87,6 @@ def build_meta(arch: str, **kwargs) -> Classifier:
     """The network on the meta device: shapes and counts without allocating or initialising weights."""
     with torch.device("meta"):
         return build(arch, **kwargs)
-
-
-def parameter_count(arch: str, **kwargs) -> int:
-    return build_meta(arch, **kwargs).inference_parameters()
 
 
 def flop_count(arch: str, crop_size: int | None = None, **kwargs) -> int:

@@ -1,9 +1,15 @@
-"""LightningCLI for `deepconv train` and `fine-tune`: the paper's defaults, a run directory, auto-resume, any GPUs.
+"""A training run's lifecycle, the same for `train`, `fine-tune` and `localise fit` (and their recipe stages).
+
+`build_cli` makes the LightningCLI (`DeepconvCLI`, or a subclass such as the localiser's) with the paper's
+defaults; instantiating its Trainer takes the run directory's lock (training/run_dir.py), adds the callbacks and
+atomic checkpoints; `after_instantiate_classes` plans the batch across devices and sets the CPU thread budget
+(training/resources.py). `fit` is the one fit sequence: resume from RUN_DIR/last.ckpt (refusing another run's
+checkpoint), "already finished" for a completed run, the metrics history kept across resumes, the finished
+state recorded, the best checkpoint reported.
 
 `--trainer.strategy ddp --trainer.devices N [--trainer.num_nodes M]` trains data parallel with the same
 optimisation batch (`data.batch_size`) as one device. Re-running the same command after a crash, kill -9,
-SIGTERM or SLURM pre-emption continues from RUN_DIR/last.ckpt (see training/faults.py); the run directory is
-locked while a training runs and keeps its history (see cli/run_dir.py).
+SIGTERM or SLURM pre-emption continues from RUN_DIR/last.ckpt (see training/faults.py).
 """
 
 import argparse
@@ -22,11 +28,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from deepconv_cli.cli.options import one_line_usage, underscore_names
-from deepconv_cli.cli.run_dir import RunLock, clear_finished, finished_state, mark_finished, read_history, write_history
-from deepconv_cli.cli.threads import set_threads, workers_warning
 from deepconv_cli.data.datamodule import ImageFolderData
-from deepconv_cli.errors import DeepconvError, usage
+from deepconv_cli.errors import DeepconvError, one_line_usage, usage
 from deepconv_cli.models.checkpoint import ModelMeta, read_checkpoint
 from deepconv_cli.training.batching import plan_batches
 from deepconv_cli.training.callbacks import (
@@ -47,6 +50,15 @@ from deepconv_cli.training.faults import (
     resume_checkpoint,
 )
 from deepconv_cli.training.module import ClassifierModule
+from deepconv_cli.training.resources import set_threads, workers_warning
+from deepconv_cli.training.run_dir import (
+    RunLock,
+    clear_finished,
+    finished_state,
+    mark_finished,
+    read_history,
+    write_history,
+)
 from deepconv_cli.training.speed import DeepconvTrainer
 from deepconv_cli.training.throughput import EpochThroughput
 
@@ -55,8 +67,21 @@ TITLE = "deepconv {command}: train a network (VGG A-E, AlexNet, ZFNet, LeNet-5, 
     "Trainer"
 
 
+def underscore_names(argv: list[str]) -> list[str]:
+    """`--data.batch-size 8` -> `--data.batch_size 8` (every option name; values untouched): LightningCLI's rule."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and arg != "--":
+            name, eq, value = arg.partition("=")
+            arg = "--" + name[2:].replace("-", "_") + eq + value
+        out.append(arg)
+    return out
+
+
 class DeepconvCLI(LightningCLI):
     """LightningCLI wired for deepconv: data -> model links, the run directory, callbacks, batch planning."""
+
+    BEST = "best val top-1 error"  # what `fit` reports of the best checkpoint's monitored score
 
     def __init__(self, *args, fine_tune: bool = False, **kwargs) -> None:
         self.fine_tune = fine_tune
@@ -164,13 +189,13 @@ class ParseOnly:
         pass
 
 
-class CheckedCLI(ParseOnly, DeepconvCLI):
-    """DeepconvCLI that only parses (see ParseOnly)."""
+def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = False, parse_only: bool = False,
+              cli_class: type[DeepconvCLI] = DeepconvCLI, module_class: type = ClassifierModule,
+              data_class: type = ImageFolderData, description: str | None = None) -> DeepconvCLI:
+    """The training CLI for `argv`, its classes built (`parse_only`: its `config` parsed and checked only).
 
-
-def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = False,
-              parse_only: bool = False) -> DeepconvCLI:
-    """The training CLI for `argv`, its classes built (`parse_only`: its `config` parsed and checked only)."""
+    `cli_class`, `module_class` and `data_class` make another training of the same lifecycle (the localiser's).
+    """
     # noise for deepconv users: argv is ours on purpose, run dirs are reused on resume (the history is kept by
     # run_dir.keep_history), the batch hook is the module's
     for message in ("LightningCLI's args parameter is intended", "Checkpoint directory .* exists and is not empty",
@@ -179,9 +204,11 @@ def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = F
         warnings.filterwarnings("ignore", message=message)
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
     quiet_lightning_tips()
-    return (CheckedCLI if parse_only else DeepconvCLI)(
-        ClassifierModule,
-        ImageFolderData,
+    if parse_only:
+        cli_class = type(f"Checked{cli_class.__name__}", (ParseOnly, cli_class), {})
+    return cli_class(
+        module_class,
+        data_class,
         trainer_class=DeepconvTrainer,  # precision: auto (training/speed.py), resolved before Lightning's Trainer
         run=False,
         args=argv,
@@ -189,7 +216,7 @@ def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = F
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False, "prog": prog, "allow_abbrev": False,
-                       "description": TITLE.format(command=prog.split()[-1])},
+                       "description": description or TITLE.format(command=prog.split()[-1])},
         fine_tune=fine_tune,
     )
 
@@ -273,4 +300,4 @@ def _fit(cli: DeepconvCLI, rank_zero: bool) -> None:
     best = trainer.checkpoint_callback
     score = getattr(best, "best_model_score", None)
     if score is not None:
-        print(f"best val top-1 error {float(score):.2f}% -> {best.best_model_path}")
+        print(f"{cli.BEST} {float(score):.2f}% -> {best.best_model_path}")

@@ -2,13 +2,14 @@
 
 A stage's arguments go through exactly what `deepconv COMMAND` parses them with: the typed function signature
 (cli/options.py) of evaluate, export, predict, compare and data; LightningCLI's parser for train, fine-tune and
-localise fit, with nothing instantiated (cli/lightning_cli.py ParseOnly); the localise evaluate/predict parsers.
+localise fit, with nothing instantiated (training/run.py ParseOnly); the localise evaluate/predict parsers.
 So a misspelt option or a wrong type in the last stage is answered, with the stage's name and the nearest option,
 before the first stage runs. Paths are not checked here: `checks.problems` knows which ones earlier stages write.
 """
 
 import importlib
 
+from deepconv_cli.cli.commands import COMMANDS
 from deepconv_cli.errors import DeepconvError, usage
 
 ASKING = ("-h", "--help", "--print_config")
@@ -16,8 +17,6 @@ ASKING = ("-h", "--help", "--print_config")
 
 def check_arguments(recipe, stages) -> None:
     """Parse each stage's command line with its command's parser; the first mistake is a one-line usage error."""
-    from deepconv_cli.__main__ import COMMANDS
-
     for stage in stages:
         argv = recipe.argv(stage)
         where = f"stage {stage.name} ({stage.command})"

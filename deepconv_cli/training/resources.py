@@ -1,4 +1,6 @@
-"""CPU threads of one deepconv process: intra-op threads = usable cores minus loader workers; each worker gets 1.
+"""The resources a deepconv process computes with: its CPU threads and its device.
+
+CPU threads: intra-op threads = usable cores minus loader workers; each loader worker gets 1.
 
 PyTorch's default (one intra-op thread per core) plus image-decoding workers on the same cores oversubscribes
 them: on 2 shared cores `evaluate --method multi-crop --limit 10` took 53.6 s with the default and 3.8 s with
@@ -7,6 +9,9 @@ one thread. A user's own OMP_NUM_THREADS is respected. DataLoader workers alread
 """
 
 import os
+
+from deepconv_cli.errors import usage
+from deepconv_cli.files import reason
 
 worker_threads = 1
 
@@ -44,3 +49,17 @@ def workers_warning(num_workers: int, processes: int = 1) -> str | None:
                 f" compete with training for the cores; --data.num_workers {max(1, cores // max(1, processes) - 1)}"
                 " or fewer is faster here")
     return None
+
+
+def pick_device(device: str):
+    """The torch device for `--device` (auto: cuda when available); one that cannot be used is a usage error."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+        torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError) as e:
+        raise usage(f"device {device!r} is not available: {reason(e)}") from None
+    return dev
