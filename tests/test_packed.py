@@ -59,7 +59,7 @@ def test_pack_keeps_files_labels_and_bad_verdicts(small_tree, packed_dir, capsys
     assert "already exists" in capsys.readouterr().err
 
 
-def test_packed_training_data_match_the_folder(small_tree, packed_dir):
+def test_packed_training_data_match_the_folder(small_tree, packed_dir, capsys):
     """The same image and seed give the same crop; the statistics are the folder's; every val image once."""
     kwargs = dict(s_min=12, s_max=16, crop_size=8, batch_size=4, num_workers=0, stats_max_images=50)
     folder = ImageFolderData(str(small_tree), skip_bad_images=True, **kwargs)
@@ -78,6 +78,10 @@ def test_packed_training_data_match_the_folder(small_tree, packed_dir):
             crops.append(data[j])
         assert crops[0][1] == crops[1][1] and torch.equal(crops[0][0], crops[1][0])
     assert len(p_val) == len(f_val) == 40
+    capsys.readouterr()
+    assert deepconv(["stats", str(packed_dir), "--max_images", "50"]) == 0  # `deepconv stats` reads packs too
+    printed = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert " ".join(f"{v:.2f}" for v in folder.stats["mean"]) in printed
 
 
 def test_packed_loader_resumes_mid_epoch(packed_dir):
