@@ -61,7 +61,8 @@ def _epoch(dataset, batch_size: int) -> int:
 
 
 def benchmark_loader(
-    data: Path, images: int, runs: int, s_min: int, s_max: int, crop: int, batch_size: int, stages: bool = False
+    data: Path, images: int, runs: int, s_min: int, s_max: int, crop: int, batch_size: int, stages: bool = False,
+    packed: bool = False,
 ) -> list[Comparison]:
     """Images/s of one loader process (num_workers=0, one torch thread, like a DataLoader worker), both sides;
     with `stages`, also the per-stage breakdown of deepconv's side (`benchmarks/stages.py`)."""
@@ -85,6 +86,8 @@ def benchmark_loader(
         from deepconv_cli.benchmarks.stages import benchmark_stages
 
         extra.append(benchmark_stages([Path(p) for p, _ in ours.samples], runs, s_min, s_max, crop, batch_size))
+    if packed:
+        extra.append(packed_vs_folder(ours, runs, s_min, s_max, crop, batch_size))
     return [
         Comparison(
             name="loader",
@@ -103,3 +106,34 @@ def benchmark_loader(
             },
         )
     ] + extra
+
+
+def packed_vs_folder(folder: ImageTree, runs: int, s_min: int, s_max: int, crop: int, batch_size: int) -> Comparison:
+    """The same images through the packed training loader (litdata chunks, `deepconv data pack`) and the folder
+    one: one worker each (num_workers=0, one torch thread), the same transform."""
+    import tempfile
+
+    from deepconv_cli.data.packed import pack, packed_train_set
+
+    with tempfile.TemporaryDirectory(prefix="deepconv-pack-") as tmp:
+        tree = Path(tmp) / "tree"
+        for split in ("train", "val"):
+            (tree / split / "c0").mkdir(parents=True)
+            for path, _ in folder.samples:
+                (tree / split / "c0" / Path(path).name).symlink_to(Path(path).resolve())
+        pack(tree, str(Path(tmp) / "packed"), workers=1)
+        stream = packed_train_set(Path(tmp) / "packed", folder.transform, 0, drop_last=False)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            times: dict[str, list[float]] = {"packed": [], "folder": []}
+            for _ in range(runs):
+                times["packed"] += median_seconds(lambda: _epoch(stream, batch_size), 1, warmup=0)
+                times["folder"] += median_seconds(lambda: _epoch(folder, batch_size), 1, warmup=0)
+        finally:
+            torch.set_num_threads(threads)
+    n = len(folder.samples)
+    return Comparison(name="packed loader", unit="images/s per worker", ours=n / median(times["packed"]),
+                      baseline=n / median(times["folder"]), ours_label="litdata chunks (data pack)",
+                      baseline_label="ImageFolder files", higher_is_better=True, runs=runs,
+                      extra={"both sides": "the same JPEGs and training transform, one loader process"})

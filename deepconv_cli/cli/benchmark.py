@@ -31,7 +31,7 @@ def _positive(**values: int) -> None:
 
 def loader(
     data: str | None = None, images: int = 64, runs: int = 5, s_min: int = 256, s_max: int = 512, crop: int = 224,
-    batch_size: int = 32, json: str | None = None, stages: bool = False,
+    batch_size: int = 32, json: str | None = None, stages: bool = False, packed: bool = False,
 ) -> None:
     """Training-loader images/s of one worker: deepconv's transform vs torchvision's Resize(S) + RandomCrop.
 
@@ -47,6 +47,8 @@ def loader(
         json: also write the results to this JSON file.
         stages: also time each stage of deepconv's loader (read, header, decode with DCT downscale, resize,
             flip, collate) per image on one core, against the 8,000 images/s on 16 cores target.
+        packed: also pack the same JPEGs with `deepconv data pack` and compare the packed training loader (litdata
+            chunks) with the folder one, same images, same transform, one worker each.
     """
     from deepconv_cli.benchmarks.loader import benchmark_loader
 
@@ -54,12 +56,12 @@ def loader(
     if not crop <= s_min <= s_max:
         raise usage(f"need crop <= s_min <= s_max, got {crop}, {s_min}, {s_max}")
     settings = {"images": images, "runs": runs, "s_min": s_min, "s_max": s_max, "crop": crop, "batch_size": batch_size,
-                "stages": stages}
+                "stages": stages, "packed": packed}
     if data:
-        results = benchmark_loader(Path(data), images, runs, s_min, s_max, crop, batch_size, stages)
+        results = benchmark_loader(Path(data), images, runs, s_min, s_max, crop, batch_size, stages, packed)
     else:
         with TemporaryDirectory(prefix="deepconv-bench-") as tmp:
-            results = benchmark_loader(Path(tmp), images, runs, s_min, s_max, crop, batch_size, stages)
+            results = benchmark_loader(Path(tmp), images, runs, s_min, s_max, crop, batch_size, stages, packed)
     _finish("loader", results, json, settings)
 
 

@@ -1,6 +1,5 @@
-"""`deepconv data digits OUT` / `deepconv data digit-boxes OUT`: write a built-in dataset as an ImageFolder tree;
-`data voc` and `data caltech`: the VGG paper's Appendix B datasets, from their own layouts, as folders that
-`deepconv features` reads."""
+"""`deepconv data digits|digit-boxes OUT`: a built-in dataset as an ImageFolder tree; `data voc` and `data caltech`:
+the VGG paper's Appendix B datasets as folders `deepconv features` reads; `data pack`: litdata chunks."""
 
 from pathlib import Path
 
@@ -64,7 +63,33 @@ def caltech(root: str, out: str, splits: int = 3, train_per_class: int = 30, tes
         print(f"split {i}: {n_train} training and {n_test} test images in {Path(out) / f'split{i}'}")
 
 
-DATASETS = [digits, digit_boxes, voc, caltech]  # the first word chooses (digit-boxes: localisation/digit_boxes.py)
+
+
+def pack(src: str, out: str, max_side: int = 0, workers: int = 0) -> None:
+    """Pack an ImageFolder tree (SRC/train and SRC/val) into litdata chunks that train, evaluate and stats read
+    with --data.data_dir OUT (or --data OUT). Resumable: run the same command again after an interruption.
+
+    Args:
+        src: folder holding train/ and val/, one sub-folder of images per class.
+        out: the packed dataset to create: a local folder (absent or empty) or an s3:// / gs:// URL.
+        max_side: re-encode (JPEG, quality 90) images whose shorter side exceeds this many pixels down to it;
+            0 stores every file's original bytes.
+        workers: packing processes (0: one per CPU core).
+    """
+    if max_side < 0 or workers < 0:
+        from deepconv_cli.errors import usage
+
+        raise usage("--max_side and --workers must be 0 or more")
+    from deepconv_cli.data.packed import pack as pack_tree
+
+    meta = pack_tree(src, out, max_side, workers)
+    counts = {split: len(meta["splits"][split]["labels"]) for split in meta["splits"]}
+    print(f"packed {counts['train']} training and {counts['val']} validation images of {len(meta['classes'])} "
+          f"classes into {out}" + (f" ({len(meta['bad'])} bad file(s) left out, listed above)" if meta["bad"] else ""))
+
+
+# the first word chooses: digits, digit-boxes (localisation/digit_boxes.py), voc, caltech, pack (data/packed.py)
+DATASETS = [digits, digit_boxes, voc, caltech, pack]
 
 
 def parse(argv: list[str]) -> dict:

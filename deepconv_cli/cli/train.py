@@ -32,7 +32,7 @@ def check_paths(argv: list[str]) -> None:
         if not Path(config).is_file():
             raise usage(f"config file not found: {config}")
     for data in option_values(argv, "--data.data_dir", "--data.data-dir"):
-        if not Path(data).is_dir():
+        if not Path(data).is_dir() and not data.startswith(("s3://", "gs://", "gcs://")):  # packed data by URL
             raise usage(f"data_dir not found: {data} (expected a folder with train/ and val/)")
 
 

@@ -1,5 +1,6 @@
 """The Lightning DataModule: DATA_DIR/train and DATA_DIR/val as ImageFolder trees, with the paper's scale jitter."""
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
+from deepconv_cli.data import packed
 from deepconv_cli.data.distributed import UnpaddedDistributedSampler
 from deepconv_cli.data.folder import ImageTree, check_tree, warn_skipped_links
 from deepconv_cli.data.mean_image import load_or_compute_mean_image
@@ -84,10 +86,15 @@ class ImageFolderData(L.LightningDataModule):
         super().__init__()
         check_ranges(locals())
         self.root = Path(data_dir)
-        if not self.root.is_dir():
+        self.packed = packed.read_meta(data_dir) if packed.is_packed(data_dir) else None  # data/packed.py
+        if self.packed:
+            self.root = data_dir if packed.is_url(data_dir) else self.root  # Path() would fold s3:// to s3:/
+            self.classes = self.packed["classes"]
+        elif not self.root.is_dir():
             raise usage(f"data_dir not found: {self.root} (expected a folder with train/ and val/)")
-        self.classes = check_tree(self.root / "train", "training")
-        val_classes = check_tree(self.root / "val", "validation")
+        else:
+            self.classes = check_tree(self.root / "train", "training")
+        val_classes = self.classes if self.packed else check_tree(self.root / "val", "validation")
         if val_classes != self.classes:
             missing = sorted(set(self.classes) ^ set(val_classes))
             raise usage(f"train/ and val/ have different classes (differing: {', '.join(missing[:5])})")
@@ -125,6 +132,8 @@ class ImageFolderData(L.LightningDataModule):
         self.train_set, self.val_set = self._build()
 
     def _build(self) -> tuple[ImageTree, ImageTree]:
+        if self.packed:
+            return self._build_packed()
         started = time.perf_counter()
         train = ImageTree(self.root / "train", train_transform(self.s_min, self.s_max, self.crop_size, self.flip,
                                                                  self.center_square))
@@ -144,6 +153,17 @@ class ImageFolderData(L.LightningDataModule):
             print(f"data: {len(train):,} training + {len(val):,} validation images ready in "
                   f"{time.perf_counter() - started:.1f} s (bad-image scan and statistics, cached after the first run)")
         self._reported = True
+        return train, val
+
+    def _build_packed(self) -> tuple[packed.PackedSplit, packed.PackedSplit]:
+        """A packed dataset: no scan (bad files were left out at pack time), statistics from the packed images."""
+        if self.use_mean_image:
+            raise usage("data.mean_image is not available with packed data; use the ImageFolder tree")
+        train = packed.PackedSplit(self.root, "train", self.packed, train_transform(
+            self.s_min, self.s_max, self.crop_size, self.flip, self.center_square))
+        val = packed.PackedSplit(self.root, "val", self.packed, val_transform(self.test_scale, self.crop_size))
+        if self.stats is None:
+            self.stats = packed.load_or_compute_stats(train, self.run_dir, self.stats_max_images)
         return train, val
 
     def _drop_bad_images(self, train: ImageTree, val: ImageTree) -> None:
@@ -193,6 +213,11 @@ class ImageFolderData(L.LightningDataModule):
                 f"data.batch_size {self.batch_size} is larger than the {len(self.train_set)} training images: no full"
                 f" batch, nothing would be trained; use --data.batch_size {len(self.train_set)} or less"
             )
+        if self.packed:  # litdata shards over ranks and workers, shuffles, and its loader's position is saved
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 42))
+            dataset = packed.packed_train_set(self.root, self.train_set.transform, seed, drop_last=True)
+            return packed.resumable_loader(dataset, batch_size=self.per_device_batch, num_workers=self.num_workers,
+                                            pin_memory=torch.cuda.is_available(), drop_last=True)
         if self.decode_on == "cuda":
             if self.decodes_on_device():
                 from deepconv_cli.data.device_decode import DeferredTrainCrop, collate

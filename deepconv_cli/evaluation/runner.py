@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from deepconv_cli.data.folder import ImageTree, check_tree, warn_skipped_links
 from deepconv_cli.data.images import open_rgb
+from deepconv_cli.data.packed import PackedSplit, is_packed, read_meta
 from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
@@ -73,9 +74,10 @@ def load_members(ckpts: list[str], scales: list[int] | None, device: torch.devic
     return members
 
 
-def check_classes(val_dir: Path, classes: list[str]) -> None:
-    """The val folder's class folders must be exactly the checkpoint's classes, in the same (sorted) order."""
-    found = check_tree(val_dir, "validation")
+def check_classes(val_dir: Path, classes: list[str], found: list[str] | None = None) -> None:
+    """The val folder's class folders (or a pack's `found` classes) must be exactly the checkpoint's classes, in the
+    same (sorted) order."""
+    found = found if found is not None else check_tree(val_dir, "validation")
     if found != classes:
         differing = sorted(set(found) ^ set(classes))
         detail = f"differing: {', '.join(differing[:5])}" if differing else "same names, different order"
@@ -97,7 +99,8 @@ class RescaledImages(Dataset):
     def __getitem__(self, i: int) -> tuple[int, int, dict[int, torch.Tensor] | str]:
         path, label = self.tree.samples[self.indices[i]]
         try:
-            img = open_rgb(path)  # the one reader: errors of any kind arrive as UnreadableImage (an OSError)
+            # the one reader: errors of any kind arrive as UnreadableImage (an OSError)
+            img = self.tree.open_rgb(self.indices[i]) if isinstance(self.tree, PackedSplit) else open_rgb(path)
         except OSError as e:  # corrupt or truncated file: reported once, by the main process
             return i, label, f"cannot read image {path}: {e}"
         return i, label, {q: to_uint8_tensor(rescale_shorter(img, q)) for q in self.scales}
@@ -230,8 +233,10 @@ def evaluate(
         dev = torch.device(device_kind(device, devices))  # the processes take cuda:0..N-1, or the CPU
     elif devices < 1:
         raise usage(f"--devices must be at least 1, got {devices}")
-    val_dir = resolve_val_dir(data)
-    check_tree(val_dir, "validation")
+    pack = read_meta(data) if is_packed(data) else None  # data/packed.py: `deepconv data pack`'s output
+    val_dir = Path(data) if pack else resolve_val_dir(data)
+    if not pack:
+        check_tree(val_dir, "validation")
     if devices == 1:
         dev = pick_device(device)
     try:
@@ -239,10 +244,10 @@ def evaluate(
     except ValueError as e:
         raise usage(str(e)) from None
     members = load_members(ckpts, scales, dev if devices == 1 else torch.device("cpu"))  # checked once here
-    check_classes(val_dir, members[0].meta.classes)
-    tree = ImageTree(val_dir)
+    check_classes(val_dir, members[0].meta.classes, pack["classes"] if pack else None)
+    tree = PackedSplit(data, "val", pack) if pack else ImageTree(val_dir)
     warn_skipped_links(tree.skipped_links)
-    if skip_bad_images:
+    if skip_bad_images and not pack:  # a pack holds no bad files (left out when packed)
         _, bad = scan_images([path for path, _ in tree.samples], [val_dir / SCAN_FILE], progress=progress)
         tree.drop({item.path for item in bad})
         if bad:

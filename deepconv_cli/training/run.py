@@ -96,6 +96,8 @@ class DeepconvCLI(LightningCLI):
             "--resume", type=bool, default=True, help="continue from RUN_DIR/last.ckpt when it exists"
         )
         parser.add_argument("--curves_log_error", type=bool, default=False, help="curves.png: log-scale error axis")
+        parser.add_argument("--last_every_n_steps", type=int, default=0, help="also write last.ckpt every N "
+                            "optimisation steps (0: at epoch ends); packed data then resume mid-epoch exactly")
         if self.fine_tune:
             parser.add_argument("--init_from", type=str | None, default=None,
                                 help="the trained checkpoint the network is initialised from (required)")
@@ -134,7 +136,9 @@ class DeepconvCLI(LightningCLI):
         if config.get("enable_checkpointing", True) is not False:
             # two callbacks: Lightning's save_last only writes last.ckpt in epochs that improve on best.ckpt
             best = {"filename": "best", "monitor": "val/top1_error", "mode": "min"}
-            for which in (best, {"filename": "last"}):
+            steps = int(self.config.get("last_every_n_steps") or 0)
+            mid_epoch = [{"filename": "last", "every_n_train_steps": steps}] if steps > 0 else []
+            for which in (best, {"filename": "last"}, *mid_epoch):
                 extra.append(RunCheckpoint(dirpath=self.run_dir, enable_version_counter=False, **which))
         if config.get("enable_progress_bar", True) is not False:
             extra.append(EpochProgressBar())

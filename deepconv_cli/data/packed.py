@@ -1,0 +1,296 @@
+"""Packed data: an ImageFolder tree as litdata chunks (`deepconv data pack`), and the datasets that read them back.
+
+OUT/train and OUT/val are litdata datasets (index.json + chunk files) whose items are {"image": the file's bytes
+(re-encoded with the shorter side capped when asked), "label": class index}; OUT/deepconv-packed.json holds the
+class names, each split's relative file names and labels in item order (so evaluation, statistics and the exact
+validation count need no chunk read) and the bad-image verdicts of the scan made at pack time.
+
+Packing is resumable: a local OUT is written as OUT.packing (litdata's `use_checkpoint` resumes a split, a split
+whose index.json exists is done) and renamed to OUT when complete; a URL (s3://, gs://) is written in place.
+"""
+
+import io
+import json
+import os
+import random
+import sys
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from deepconv_cli.errors import failure, usage
+
+META_FILE = "deepconv-packed.json"
+SPLITS = ("train", "val")
+URL_SCHEMES = ("s3://", "gs://", "gcs://", "azure://", "hf://")
+
+
+def is_url(path: str | Path) -> bool:
+    return str(path).startswith(URL_SCHEMES)
+
+
+def is_packed(data_dir: str | Path) -> bool:
+    """`data_dir` is a packed dataset (a URL, or a folder whose train/ holds litdata's index.json)."""
+    return is_url(data_dir) or (Path(data_dir) / "train" / "index.json").is_file()
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts]) if is_url(root) else str(Path(root, *parts))
+
+
+def read_meta(root: str | Path) -> dict:
+    """The pack's metadata (classes, names and labels per split, bad files); a one-line error when unreadable."""
+    path = _join(str(root), META_FILE)
+    try:
+        if is_url(root):
+            import fsspec
+
+            with fsspec.open(path, "r") as f:
+                meta = json.load(f)
+        else:
+            meta = json.loads(Path(path).read_text())
+        assert all(split in meta["splits"] for split in SPLITS) and meta["classes"]
+    except Exception as e:  # noqa: BLE001 - missing file, bad JSON, no credentials, wrong content
+        raise usage(f"{root} is not a complete packed dataset ({META_FILE}: {type(e).__name__}: {e})") from None
+    return meta
+
+
+def encode(item: tuple[str, int], max_side: int = 0) -> dict:
+    """litdata's `fn`: the file's bytes (re-encoded when its shorter side exceeds `max_side` > 0) and its label."""
+    path, label = item
+    data = Path(path).read_bytes()
+    if max_side > 0:
+        from deepconv_cli.data.images import open_rgb
+
+        img = open_rgb(path)
+        if min(img.size) > max_side:
+            w, h = img.size
+            scale = max_side / min(w, h)
+            img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            img.save(out, format="JPEG", quality=90)
+            data = out.getvalue()
+    return {"image": data, "label": label}
+
+
+def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0) -> dict:
+    """Pack SRC/train and SRC/val into OUT; returns the metadata written. Bad files are reported once and left out."""
+    import litdata
+
+    from deepconv_cli.data.folder import ImageTree, check_tree, warn_skipped_links
+    from deepconv_cli.data.scan import SCAN_FILE, scan_images
+
+    src = Path(src)
+    if not src.is_dir():
+        raise usage(f"source folder not found: {src} (expected a folder with train/ and val/)")
+    classes = check_tree(src / "train", "training")
+    if check_tree(src / "val", "validation") != classes:
+        raise usage(f"{src}/train and {src}/val have different class folders")
+    if not is_url(out) and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
+        raise usage(f"{out} already exists and is not an empty folder")
+    workers = workers or os.cpu_count() or 1
+    staging = out if is_url(out) else str(Path(out).parent / f".{Path(out).name}.packing")
+    meta: dict = {"version": 1, "classes": classes, "max_side": max_side, "splits": {}, "bad": {}}
+    for split in SPLITS:
+        tree = ImageTree(src / split)
+        warn_skipped_links(tree.skipped_links)
+        files = [path for path, _ in tree.samples]
+        _, bad = scan_images(files, [src / SCAN_FILE], workers=workers if len(files) >= 2000 else 0)
+        for item in bad:  # reported here, once; training on the pack never meets them
+            print(f"bad image (left out of the pack): {item.path}: {item.reason}", file=sys.stderr)
+            meta["bad"][os.path.relpath(item.path, src)] = item.reason
+        unreadable = {item.path for item in bad}
+        samples = [(path, label) for path, label in tree.samples if path not in unreadable]
+        if split == "train":  # litdata shuffles chunks and a window of items: class-sorted chunks would give
+            random.Random(0).shuffle(samples)  # batches of two or three classes, so the pack itself is shuffled
+        if not samples:
+            raise usage(f"no readable images under {src / split}")
+        meta["splits"][split] = {"names": [os.path.relpath(p, src / split) for p, _ in samples],
+                                 "labels": [label for _, label in samples]}
+        target = _join(staging, split)
+        if not is_url(target) and (Path(target) / "index.json").is_file():
+            continue  # finished before an interruption
+        try:
+            litdata.optimize(partial(encode, max_side=max_side), samples, output_dir=target,
+                             num_workers=min(workers, len(samples)), chunk_bytes="64MB", reorder_files=False,
+                             use_checkpoint=True, keep_data_ordered=True, start_method="spawn", verbose=False)
+        except Exception as e:  # noqa: BLE001 - litdata reports storage problems in many types
+            raise failure(f"packing {src / split} into {target} failed: {type(e).__name__}: {e}") from None
+    text = json.dumps(meta)
+    if is_url(out):
+        import fsspec
+
+        with fsspec.open(_join(out, META_FILE), "w") as f:
+            f.write(text)
+    else:
+        (Path(staging) / META_FILE).write_text(text)
+        if Path(out).is_dir():
+            Path(out).rmdir()
+        os.replace(staging, out)
+    return meta
+
+
+class PackedSplit(Dataset):
+    """One split of a pack as a map-style dataset: (transform(image), label); the litdata reader opens lazily, in
+    whichever process reads (loader workers included). `samples` is [(relative name, label)] in item order."""
+
+    def __init__(self, root: str | Path, split: str, meta: dict, transform=None) -> None:
+        self.url = _join(str(root), split)
+        self.samples = list(zip(meta["splits"][split]["names"], meta["splits"][split]["labels"]))
+        self.targets = [label for _, label in self.samples]
+        self.classes = meta["classes"]
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+        self.transform = transform
+        self.skipped_links: list[str] = []
+        self._reader = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_reader": None}
+
+    def open_lazily(self, i: int) -> Image.Image:
+        """Item i as a lazily opened PIL image (what the folder path's loader returns for a file)."""
+        if self._reader is None:
+            import litdata
+
+            self._reader = litdata.StreamingDataset(self.url, shuffle=False, drop_last=False)
+        return Image.open(io.BytesIO(self._reader[i]["image"]))
+
+    def open_rgb(self, i: int) -> Image.Image:
+        from deepconv_cli.data.images import decode_rgb
+
+        with self.open_lazily(i) as img:
+            return decode_rgb(img)
+
+    def __getitem__(self, i: int):
+        img = self.open_lazily(i)
+        return (self.transform(img) if self.transform else img), self.samples[i][1]
+
+    def drop(self, paths: set[str]) -> None:
+        """Nothing to drop: bad files were left out at pack time."""
+
+    def empty_classes(self) -> list[str]:
+        present = set(self.targets)
+        return [name for i, name in enumerate(self.classes) if i not in present]
+
+
+def packed_train_set(root: str | Path, transform, seed: int, drop_last: bool):
+    """The training split (stored in a shuffled order) as a litdata StreamingDataset: shuffled again, sharded over
+    ranks and workers, its position resumable through StreamingDataLoader.state_dict; items are
+    (transform(image), label).
+
+    The random crop, scale and flip of an item are drawn from generators seeded by (seed, epoch, item), not from
+    the worker's running state, so a resumed loader gives exactly the batches the interrupted one would have."""
+    import litdata
+    import torch
+
+    class PackedTrain(litdata.StreamingDataset):
+        def __getitem__(self, index):
+            item = super().__getitem__(index)
+            key = getattr(index, "index", index)
+            state = random.getstate()
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    draw = ((seed * 100_003 + self.current_epoch) * 1_000_000_007 + int(key)) % 2**63
+                    random.seed(draw)
+                    torch.manual_seed(draw)
+                    return transform(Image.open(io.BytesIO(item["image"]))), item["label"]
+            finally:
+                random.setstate(state)
+
+    return PackedTrain(_join(str(root), "train"), shuffle=True, drop_last=drop_last, seed=seed)
+
+
+def packed_stats(split: PackedSplit, max_images: int) -> dict:
+    """Mean RGB and PCA eigenpairs exactly as data/stats.py computes them for the folder: the same images
+    (evenly spaced over the sorted names), pixels summed in float64 in the same order."""
+    from deepconv_cli.data.stats import CHUNK, evenly_spaced
+
+    position = {name: i for i, (name, _) in enumerate(split.samples)}
+    chosen = evenly_spaced(sorted(position), max_images)
+    total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
+    for start in range(0, len(chosen), CHUNK):
+        t, o, c = np.zeros(3), np.zeros((3, 3)), 0
+        for name in chosen[start:start + CHUNK]:
+            px = np.asarray(split.open_rgb(position[name]), dtype=np.float64).reshape(-1, 3) / 255.0
+            t, o, c = t + px.sum(0), o + px.T @ px, c + len(px)
+        total, outer, count = total + t, outer + o, count + c
+    mean = total / count
+    eigval, eigvec = np.linalg.eigh(outer / count - np.outer(mean, mean))
+    order = eigval.argsort()[::-1]
+    return {"mean": (mean * 255).tolist(), "pca_eigval": eigval[order].clip(min=0).tolist(),
+            "pca_eigvec": eigvec[:, order].tolist(), "images": len(chosen), "pixels": int(count),
+            "dataset_files": len(split), "max_images": max_images}
+
+
+def load_or_compute_stats(train: PackedSplit, run_dir: Path | None, max_images: int) -> dict:
+    """`packed_stats`, cached next to a local pack (else in the run dir), keyed by the pack's index and limit."""
+    import hashlib
+
+    from deepconv_cli.files import write_text_atomically
+
+    index = _join(train.url, "index.json")
+    if is_url(index):
+        import fsspec
+
+        with fsspec.open(index, "rb") as f:
+            key = hashlib.sha1(f.read()).hexdigest()
+    else:
+        key = hashlib.sha1(Path(index).read_bytes()).hexdigest()
+    candidates = ([] if is_url(train.url) else [Path(train.url) / "deepconv-stats.json"]) + (
+        [run_dir / "packed-stats.json"] if run_dir else [])
+    for path in candidates:
+        try:
+            stats = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if stats.get("signature") == key and stats.get("max_images") == max_images:
+            return stats
+    stats = packed_stats(train, max_images) | {"signature": key}
+    for path in candidates:
+        try:
+            write_text_atomically(path, json.dumps(stats, indent=1))
+            break
+        except OSError:
+            continue
+    return stats
+
+
+def resumable_loader(dataset, **kwargs):
+    """litdata's StreamingDataLoader (Lightning saves its `state_dict` in every checkpoint and restores it), mended
+    for a loop that stops each epoch at the known number of batches: litdata clears its `restore` flag only when
+    an epoch's iterator runs to its end, so after a mid-epoch resume the next epoch would replay the finished
+    state and yield nothing. Here the flag holds for the first epoch after `load_state_dict` only. And the resumed
+    epoch's iterator is created without drawing from the global torch generator (the interrupted run drew its
+    base seed before the checkpoint), so dropout after a resume draws what it would have drawn."""
+    import torch
+    from litdata import StreamingDataLoader
+
+    class ResumableLoader(StreamingDataLoader):
+        _resumed = False
+
+        def load_state_dict(self, obj: dict) -> None:
+            super().load_state_dict(obj)
+            self._resumed = False
+
+        def __iter__(self):
+            if self._resumed:
+                self.restore = False
+            self._resumed = bool(self.restore)
+            batches = super().__iter__()
+            if self._resumed:
+                state = torch.get_rng_state()
+                try:
+                    first = next(batches)
+                except StopIteration:
+                    return
+                torch.set_rng_state(state)
+                yield first
+            yield from batches
+
+    return ResumableLoader(dataset, **kwargs)

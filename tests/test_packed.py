@@ -1,0 +1,174 @@
+"""Packed data (`deepconv data pack`, data/packed.py): the pack holds the files, training and evaluation read it
+exactly as they read the folder, and the training loader's position survives a restart."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepconv_cli.__main__ import main as deepconv
+from deepconv_cli.data.datamodule import ImageFolderData
+from deepconv_cli.data.packed import PackedSplit, read_meta
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
+
+
+@pytest.fixture(scope="module")
+def small_tree(digits_dir, tmp_path_factory) -> Path:
+    """10 classes x (8 train + 4 val) digits, plus one truncated PNG in train/3."""
+    root = tmp_path_factory.mktemp("small")
+    for split, n in (("train", 8), ("val", 4)):
+        for folder in sorted((digits_dir / split).iterdir()):
+            (root / split / folder.name).mkdir(parents=True)
+            for f in sorted(folder.iterdir())[:n]:
+                shutil.copy(f, root / split / folder.name / f.name)
+    good = next((root / "train" / "3").iterdir()).read_bytes()
+    (root / "train" / "3" / "zz_bad.png").write_bytes(good[: len(good) // 2])
+    return root
+
+
+@pytest.fixture(scope="module")
+def packed_dir(small_tree, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("packs") / "small-packed"
+    assert deepconv(["data", "pack", str(small_tree), str(out), "--workers", "1"]) == 0
+    return out
+
+
+def test_pack_keeps_files_labels_and_bad_verdicts(small_tree, packed_dir, capsys, tmp_path):
+    meta = read_meta(packed_dir)
+    assert meta["bad"] == {"train/3/zz_bad.png": meta["bad"]["train/3/zz_bad.png"]}
+    for split, count in (("train", 80), ("val", 40)):
+        data = PackedSplit(packed_dir, split, meta)
+        assert len(data) == count
+        for i, (name, label) in enumerate(data.samples):
+            data.open_lazily(i)
+            assert data._reader[i]["image"] == (small_tree / split / name).read_bytes()
+            assert data._reader[i]["label"] == label == int(Path(name).parent.name)
+    # bad input: one line, exit 2, nothing written
+    assert deepconv(["data", "pack", str(small_tree), str(packed_dir)]) == 2
+    assert deepconv(["data", "pack", str(tmp_path / "absent"), str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_packed_training_data_match_the_folder(small_tree, packed_dir, capsys):
+    """The same image and seed give the same crop; the statistics are the folder's; every val image once."""
+    kwargs = dict(s_min=12, s_max=16, crop_size=8, batch_size=4, num_workers=0, stats_max_images=50)
+    folder = ImageFolderData(str(small_tree), skip_bad_images=True, **kwargs)
+    packed = ImageFolderData(str(packed_dir), **kwargs)
+    (f_train, f_val), (p_train, p_val) = folder._build(), packed._build()
+    assert packed.classes == folder.classes
+    for key in ("mean", "pca_eigval"):
+        assert packed.stats[key] == pytest.approx(folder.stats[key], rel=1e-9)
+    names = [str(Path(p).relative_to(small_tree / "train")) for p, _ in f_train.samples]
+    assert sorted(names) == sorted(name for name, _ in p_train.samples)
+    packed_index = {name: i for i, (name, _) in enumerate(p_train.samples)}
+    for i in (0, 17, 79):
+        crops = []
+        for data, j in ((f_train, i), (p_train, packed_index[names[i]])):
+            random.seed(i), torch.manual_seed(i)
+            crops.append(data[j])
+        assert crops[0][1] == crops[1][1] and torch.equal(crops[0][0], crops[1][0])
+    assert len(p_val) == len(f_val) == 40
+    capsys.readouterr()
+    assert deepconv(["stats", str(packed_dir), "--max_images", "50"]) == 0  # `deepconv stats` reads packs too
+    printed = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert " ".join(f"{v:.2f}" for v in folder.stats["mean"]) in printed
+
+
+def test_packed_loader_resumes_mid_epoch(packed_dir):
+    """StreamingDataLoader's state after k batches gives a fresh loader the batch the first would have drawn next."""
+    dm = ImageFolderData(str(packed_dir), s_min=8, s_max=8, crop_size=8, batch_size=8, num_workers=0)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    seen = iter(loader)
+    for _ in range(3):
+        next(seen)
+    state = loader.state_dict()
+    expected = next(seen)
+    resumed = dm.train_dataloader()
+    resumed.load_state_dict(state)
+    got = next(iter(resumed))
+    assert torch.equal(got[1], expected[1]) and torch.equal(got[0], expected[0])
+
+
+def test_evaluate_packed_equals_folder(trained_ckpt, small_tree, packed_dir, tmp_path):
+    rows = []
+    for data in (small_tree, packed_dir):
+        out = tmp_path / f"{data.name}.json"
+        assert deepconv(["evaluate", "--ckpt", str(trained_ckpt), "--data", str(data), "--num_workers", "0",
+                         "--method", "center", "--json", str(out)]) == 0
+        rows.append([{k: v for k, v in row.items() if "second" not in k and "time" not in k}
+                     for row in json.loads(out.read_text())])
+    assert rows[0] == rows[1] and rows[0][0]["top1_error"] < 50
+
+
+def _train_args(data: Path, run_dir: Path) -> list[str]:
+    return ["train", "-c", str(QUICKSTART_A), f"--data.data_dir={data}", f"--trainer.default_root_dir={run_dir}",
+            "--data.batch_size=20", "--data.num_workers=0", "--trainer.max_epochs=3", "--last_every_n_steps=1",
+            "--trainer.num_sanity_val_steps=0", "--trainer.enable_progress_bar=false"]
+
+
+@pytest.mark.slow
+def test_kill9_mid_epoch_then_rerun_resumes_mid_epoch_exactly(packed_dir, tmp_path, capsys):
+    """80 packed images, batch 20: 4 steps an epoch. kill -9 at step 6 (epoch 1, batch 2), the same command again:
+    it resumes at that step, and the weights after 3 epochs equal those of an uninterrupted run."""
+    assert deepconv(_train_args(packed_dir, tmp_path / "whole")) == 0
+    run_dir = tmp_path / "killed"
+    kill = '--trainer.callbacks+={"class_path": "helpers.SignalAtStep", "init_args": {"step": 6, "signum": 9}}'
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    proc = subprocess.run([sys.executable, "-m", "deepconv_cli", *_train_args(packed_dir, run_dir), kill], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    killed = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (killed["epoch"], killed["global_step"]) == (1, 6)  # mid-epoch: 2 of epoch 1's 4 steps done
+    capsys.readouterr()
+    assert deepconv(_train_args(packed_dir, run_dir)) == 0
+    assert "resuming from" in capsys.readouterr().out
+    a = torch.load(tmp_path / "whole" / "last.ckpt", map_location="cpu", weights_only=False)
+    b = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (b["epoch"], b["global_step"]) == (a["epoch"], a["global_step"]) == (2, 12)
+    for name, weight in a["state_dict"].items():
+        assert torch.equal(b["state_dict"][name], weight), name
+
+
+@pytest.mark.slow
+def test_two_torchrun_nodes_on_packed_data_equal_one_process(small_tree, tmp_path):
+    """Two "nodes" (torchrun --nnodes 2 on localhost, CPU, gloo) each read their own shard of a packed set: one
+    SGD step on the whole training set gives the single-process weights, so no image was lost or repeated; and
+    the validation counts each image once."""
+    from helpers import digits_subset
+
+    tree = digits_subset(small_tree, tmp_path / "tree", 2, 2)  # 20 train images = one batch, 20 val
+    pack = tmp_path / "packed"
+    assert deepconv(["data", "pack", str(tree), str(pack), "--workers", "1"]) == 0
+    args = ["--data.s_min=32", "--data.s_max=32", "--data.flip=false", "--data.pca_std=0", "--model.dropout=0",
+            "--data.batch_size=20", "--trainer.max_steps=1", "--resume=false"]
+    assert deepconv([*_train_args(pack, tmp_path / "single"), *args]) == 0
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", f"--node_rank={rank}",
+         "--master_addr=127.0.0.1", "--master_port=29517", "-m", "deepconv_cli",
+         *_train_args(pack, tmp_path / "nodes"), *args, "--trainer.num_nodes=2", "--trainer.devices=1",
+         "--trainer.strategy=ddp", "--trainer.accelerator=cpu"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert "batch 20 = 2 device(s) x 10 images x 1 accumulation step(s)" in outputs[0]
+    a = torch.load(tmp_path / "single" / "last.ckpt", map_location="cpu", weights_only=False)
+    b = torch.load(tmp_path / "nodes" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert a["global_step"] == b["global_step"] == 1
+    for name, weight in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], weight, rtol=1e-5, atol=1e-6, msg=name)
+    rows = [line for line in (tmp_path / "nodes" / "metrics.csv").read_text().splitlines()]
+    header = rows[0].split(",")
+    images = [r.split(",")[header.index("val/images")] for r in rows[1:] if r.split(",")[header.index("val/images")]]
+    assert float(images[-1]) == 20
