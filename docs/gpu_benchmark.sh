@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `deepconv benchmark gpu` on the lent GPU machine (one H200, no network) in one call of about 6-7 minutes:
-#   run(command="bash docs/gpu_benchmark.sh", carry=[".whl"], timeout_s=600)
-# It lacks jsonargparse, docstring-parser, typeshed-client, importlib-resources and simplejpeg: download their
-# wheels once per checkout into the git-ignored .whl/ (see /work/shared/gpu/README.md):
+# `deepconv benchmark gpu` on a GPU machine without network access, run from the repository root in one call
+# (about 6-7 minutes, estimated): `bash docs/gpu_benchmark.sh`. For a machine that has torch, lightning, etc. but
+# lacks jsonargparse, docstring-parser, typeshed-client, importlib-resources and simplejpeg, download their
+# wheels once per checkout into the git-ignored .whl/ on a machine with network access:
 #   echo /.whl/ >> .git/info/exclude
 #   P="--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
 #   for p in jsonargparse docstring-parser typeshed-client importlib-resources simplejpeg; do

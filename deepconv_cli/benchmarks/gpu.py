@@ -11,7 +11,7 @@ Stages, each reusing the package's own code:
    `benchmarks/train_clock.py`: images/s after warm-up, time from the command's start to the end of its first
    step, peak memory.
 4. Raw PyTorch on the same GPU: the same network (registry), synthetic batches, bf16 autocast + channels_last +
-   fused SGD on CUDA, compiled when the shipped run compiles (as `/work/shared/gpu/raw_vgg_ceiling.py`).
+   fused SGD on CUDA, compiled when the shipped run compiles (a bare PyTorch loop).
 5. Evaluation: `benchmarks/evaluate.py` (dense 3 scales with flips vs 150-crop multi-crop, network time) and the
    centre crop at the middle scale, fp32 as `deepconv evaluate` runs.
 MFU for both training figures: `training/speed.mfu` (3 forward passes' FLOPs per image over the bf16 peak).

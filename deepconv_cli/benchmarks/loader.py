@@ -87,7 +87,7 @@ def benchmark_loader(
 
         extra.append(benchmark_stages([Path(p) for p, _ in ours.samples], runs, s_min, s_max, crop, batch_size))
     if packed:
-        extra.append(packed_vs_folder(ours, runs, s_min, s_max, crop, batch_size))
+        extra.append(packed_vs_folder(ours, runs, batch_size))
     return [
         Comparison(
             name="loader",
@@ -108,7 +108,7 @@ def benchmark_loader(
     ] + extra
 
 
-def packed_vs_folder(folder: ImageTree, runs: int, s_min: int, s_max: int, crop: int, batch_size: int) -> Comparison:
+def packed_vs_folder(folder: ImageTree, runs: int, batch_size: int) -> Comparison:
     """The same images through the packed training loader (litdata chunks, `deepconv data pack`) and the folder
     one: one worker each (num_workers=0, one torch thread), the same transform."""
     import tempfile

@@ -63,8 +63,6 @@ def caltech(root: str, out: str, splits: int = 3, train_per_class: int = 30, tes
         print(f"split {i}: {n_train} training and {n_test} test images in {Path(out) / f'split{i}'}")
 
 
-
-
 def pack(src: str, out: str, max_side: int = 0, workers: int = 0) -> None:
     """Pack an ImageFolder tree (SRC/train and SRC/val) into litdata chunks that train, evaluate and stats read
     with --data.data_dir OUT (or --data OUT). Resumable: run the same command again after an interruption.

@@ -59,7 +59,7 @@ def evaluate(
         raise usage(f"--devices must be at least 1, got {devices}")
     for path in ckpt:  # answered before torch is imported: a mistyped path costs a second, not a minute
         existing_file(path, "checkpoint")
-    if not Path(data).exists():
+    if "://" not in str(data) and not Path(data).exists():  # s3:// / gs:// packs are opened by litdata
         raise usage(f"data folder not found: {data}")
     for out in (json, csv):
         if out and Path(out).is_dir():

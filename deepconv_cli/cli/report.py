@@ -45,11 +45,10 @@ def report(run_root: str, json_out: bool = False, markdown: bool = False, measur
     if markdown:
         print(to_markdown(entries))
     else:
-        from rich.console import Console
+        from deepconv_cli.tables import show
 
-        console = Console(width=80) if not Console().is_terminal else Console()
         for table in rich_tables(entries):
-            console.print(table)
+            show(table)
     print(f"{len(results)} measured results under {root}; {matched} of {len(entries)} published rows matched")
     small = sorted({e["crop"] for e in entries if e["measured"] and e["crop"] != 224})
     if small:

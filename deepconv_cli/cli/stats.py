@@ -24,7 +24,7 @@ def stats(data_dir: str, max_images: int = 10000) -> None:
     if packed.is_packed(data_dir):
         split = packed.PackedSplit(data_dir, "train", packed.read_meta(data_dir))
         result = packed.load_or_compute_stats(split, None, max_images)
-        train = Path(split.url) / "deepconv-stats.json" if not packed.is_url(data_dir) else split.url
+        train = Path(split.url) / "deepconv-stats.json" if not packed.is_url(data_dir) else None
     else:
         check_tree(train, "training")
         files = [path for path, _ in ImageTree(train).samples]
@@ -37,7 +37,7 @@ def stats(data_dir: str, max_images: int = 10000) -> None:
     for i, (val, vec) in enumerate(zip(result["pca_eigval"], zip(*result["pca_eigvec"]))):
         table.add_row(f"PCA eigvec {i + 1} (eigval {val:.5f})", *(f"{v:+.4f}" for v in vec))
     show(table)
-    print(f"cached in {train}")
+    print(f"cached in {train}" if train else "not cached (a remote pack: train caches them in its run directory)")
 
 
 def main(argv: list[str]) -> int:

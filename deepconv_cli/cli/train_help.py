@@ -24,6 +24,8 @@ RUN_OPTIONS = [
     ("--trainer.default_root_dir DIR", ("the run directory: best.ckpt, last.ckpt, metrics.csv, config.yaml,"
                                        " curves.png (default: runs/default)")),
     ("--resume BOOL", "continue from RUN_DIR/last.ckpt when it exists (default: true); false starts over"),
+    ("--last_every_n_steps N", ("also write last.ckpt every N steps (default: 0, epoch ends only); with packed data"
+                               " a run killed mid-epoch resumes at that step with the same batches")),
     ("--trainer.max_epochs N", ("epochs at most (default: 74, the paper's); training also stops at the plateau"
                                " after model.max_lr_drops drops")),
     ("--trainer.precision P", ("auto (default): bf16-mixed on a CUDA GPU with bf16, 32-true on the CPU; or any of"

@@ -55,8 +55,10 @@ def _within(path: Path, folders: list[Path]) -> bool:
 def stage_outputs(recipe, stage) -> list[Path]:
     """Folders a stage writes: its run directory, and the dataset folder of a `data` stage."""
     outputs = [Path(os.path.abspath(recipe.run_dir(stage)))]
-    if stage.command == "data" and len(positionals(stage.args)) >= 2:
-        outputs.append(Path(os.path.abspath(positionals(recipe.argv(stage)[1:])[1])))  # {data}, {run_root} resolved
+    words = positionals(recipe.argv(stage)[1:])  # {data}, {run_root} resolved
+    out_at = 1 if words[:1] in (["digits"], ["digit-boxes"]) else 2  # data digits OUT / data voc|caltech|pack SRC OUT
+    if stage.command == "data" and len(words) > out_at:
+        outputs.append(Path(os.path.abspath(words[out_at])))
     return outputs
 
 
@@ -64,13 +66,38 @@ def _check_data(name: str, folder: str | None, needs_splits: bool, produced: lis
     if folder is None:
         return [f"stage {name}: no data folder given (set data.data_dir in its config or args)"]
     path = Path(folder)
-    if _within(path, produced):
+    if "://" in folder or _within(path, produced):  # s3:// or gs:// packs are read by litdata, not checked here
         return []
     if not path.is_dir():
         what = f"{path}/train and {path}/val" if needs_splits else "a folder of class folders"
         return [f"stage {name}: data folder {path} not found (it should hold {what})"]
     missing = [s for s in ("train", "val") if needs_splits and not (path / s).is_dir()]
     return [f"stage {name}: data folder {path} has no {' or '.join(s + '/' for s in missing)}"] if missing else []
+
+
+# the files and folders other stages read: (command, option or positional index after the command, what it is)
+INPUTS = [
+    ("linear-svm", "--features", "descriptor file"), ("linear-svm", "--train", "descriptor file"),
+    ("linear-svm", "--test", "descriptor file"), ("linear-svm", "--labels", "labels file"),
+    ("import", 0, "weights file"), ("import", "--classes", "class-name file"),
+    ("data", 1, "source folder"),  # data voc|caltech|pack SRC OUT (digits/digit-boxes have no source)
+]
+
+
+def _check_inputs(stage, argv: list[str], produced: list[Path]) -> list[str]:
+    """The input files of linear-svm, import and data voc|caltech|pack stages that neither exist nor are made
+    by an earlier stage."""
+    found = []
+    words = positionals(argv[1:])
+    for command, where, what in INPUTS:
+        if command != stage.command:
+            continue
+        if command == "data" and (not words or words[0] in ("digits", "digit-boxes")):
+            continue
+        value = option_value(argv, where) if isinstance(where, str) else (words[where] if len(words) > where else None)
+        if value and "://" not in value and not _within(Path(value), produced) and not Path(value).exists():
+            found.append(f"stage {stage.name}: {what} {value} not found")
+    return found
 
 
 def problems(recipe, statuses: dict[str, str]) -> list[str]:
@@ -84,8 +111,12 @@ def problems(recipe, statuses: dict[str, str]) -> list[str]:
         if stage.command in ("train", "fine-tune"):
             folder = option_value(argv, "--data.data_dir") or config_value(stage.config, "data.data_dir")
             found += _check_data(stage.name, folder, True, produced)
-        elif stage.command == "evaluate":
+        elif stage.command == "localise fit":
+            folder = option_value(argv, "--data.data_dir") or config_value(stage.config, "data.data_dir")
+            found += _check_data(stage.name, folder, False, produced)
+        elif stage.command in ("evaluate", "features", "localise evaluate"):
             found += _check_data(stage.name, option_value(argv, "--data"), False, produced)
+        found += _check_inputs(stage, argv, produced)
         for option in CHECKPOINT_OPTIONS:
             ckpt = option_value(argv, option)
             if ckpt and not _within(Path(ckpt), produced) and not Path(ckpt).is_file():

@@ -15,6 +15,6 @@ done
 deepconv train -c "$recipe" --data.data_dir "$work/seen" --trainer.default_root_dir "$work/vgg_a_0_4" \
   --trainer.max_epochs 6 --trainer.enable_progress_bar false --resume false
 deepconv features --ckpt "$work/vgg_a_0_4/best.ckpt" --data "$work/unseen" --out "$work/deep_5_9.safetensors"
-deepconv features --raw-pixels 8 --data "$work/unseen" --out "$work/raw_5_9.safetensors"
+deepconv features --raw_pixels 8 --data "$work/unseen" --out "$work/raw_5_9.safetensors"
 deepconv linear-svm --features "$work/deep_5_9.safetensors" --features "$work/raw_5_9.safetensors" \
-  --splits 5 --per-class 30 --test-per-class 50 --json "$work/svm.json"
+  --splits 5 --per_class 30 --test_per_class 50 --json "$work/svm.json"
