@@ -40,3 +40,37 @@ def benchmark_prepare(root: Path, images: int, workers: int, runs: int, cores: i
         row.extra = {"projected_seconds_100k_files": round(seconds, 1), "projected_cores": cores,
                      "images": len(files)}
     return rows
+
+
+def packed_vs_folder_first_step(root: Path, images: int, workers: int) -> Comparison:
+    """Seconds before the first step of a run on `images` new files (first run, nothing cached): the folder path's
+    bad-image scan + statistics with `workers` processes against opening a pack (`deepconv data pack`, timed
+    once, apart) and computing its statistics in one process. One run each: a second run reads both caches."""
+    import time
+
+    from deepconv_cli.data.packed import PackedSplit, pack, packed_stats, read_meta
+
+    files = sorted(str(p) for p in (make_jpegs(root, images) / "c0").glob("*.jpg"))[:images]
+    tree = root / "tree"
+    for split, chosen in (("train", files), ("val", files[: max(1, len(files) // 10)])):
+        (tree / split / "c0").mkdir(parents=True, exist_ok=True)
+        for path in chosen:
+            link = tree / split / "c0" / Path(path).name
+            if not link.exists():
+                link.symlink_to(Path(path).resolve())
+    start = time.perf_counter()
+    scan_images(files, [], workers=workers, progress=False)
+    compute_stats(files, STATS_IMAGES, progress=False, workers=workers, parallel_min=0)
+    folder_seconds = time.perf_counter() - start
+    packed_dir = root / f"packed-{images}"
+    start = time.perf_counter()
+    if not packed_dir.is_dir():
+        pack(tree, str(packed_dir), workers=workers)
+    pack_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    packed_stats(PackedSplit(packed_dir, "train", read_meta(packed_dir)), STATS_IMAGES)
+    packed_seconds = time.perf_counter() - start
+    return Comparison("time to the first step (first run)", "s", packed_seconds, folder_seconds,
+                      "pack opened + statistics (1 process)", f"folder scan + statistics ({workers} processes)",
+                      False, 1, extra={"images": len(files), "pack_seconds_once": round(pack_seconds, 1),
+                                       "cached": "both read a JSON cache next to the data on later runs"})

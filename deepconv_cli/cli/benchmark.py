@@ -164,7 +164,7 @@ def startup(runs: int = 5, only: str | None = None, json: str | None = None) -> 
 
 
 def prepare(data: str | None = None, images: int = 512, workers: int = 2, runs: int = 3, cores: int = 16,
-            json: str | None = None) -> None:
+            json: str | None = None, packed: bool = False) -> None:
     """Time to the data: images/s of the bad-image scan and of the mean RGB / PCA statistics that a new training
     folder costs before its first step, with worker processes beside one process, and the projected seconds for
     100,000 new files on CORES cores (target: <= 60 s on 16).
@@ -177,18 +177,24 @@ def prepare(data: str | None = None, images: int = 512, workers: int = 2, runs: 
         runs: timed runs per side (the median is reported).
         cores: cores the projection is made for.
         json: also write the results to this JSON file.
+        packed: add a row: seconds before the first step on IMAGES new files, folder (scan + statistics) against
+            a pack (`deepconv data pack`; open + statistics), first run.
     """
-    from deepconv_cli.benchmarks.prepare import benchmark_prepare
+    from deepconv_cli.benchmarks.prepare import benchmark_prepare, packed_vs_folder_first_step
 
     _positive(images=images, workers=workers, runs=runs, cores=cores)
     if workers < 2:
         raise usage(f"--workers must be at least 2 (one process is the baseline), got {workers}")
     settings = {"images": images, "workers": workers, "runs": runs, "cores": cores}
+    def measure(root: Path) -> list:
+        rows = benchmark_prepare(root, images, workers, runs, cores)
+        return rows + ([packed_vs_folder_first_step(root, images, workers)] if packed else [])
+
     if data:
-        results = benchmark_prepare(Path(data), images, workers, runs, cores)
+        results = measure(Path(data))
     else:
         with TemporaryDirectory(prefix="deepconv-bench-") as tmp:
-            results = benchmark_prepare(Path(tmp), images, workers, runs, cores)
+            results = measure(Path(tmp))
     _finish("prepare", results, json, settings)
     print(f"projected for 100,000 new files on {cores} cores (one-process rates x cores): "
           f"{results[0].extra['projected_seconds_100k_files']:.0f} s")
