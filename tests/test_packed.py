@@ -111,6 +111,22 @@ def test_evaluate_packed_equals_folder(trained_ckpt, small_tree, packed_dir, tmp
     assert rows[0] == rows[1] and rows[0][0]["top1_error"] < 50
 
 
+def test_features_of_a_packed_split_equal_the_folders(trained_ckpt, small_tree, packed_dir, tmp_path):
+    """`deepconv features --data PACK/val` gives the folder's descriptors, labels and classes, image for image."""
+    from deepconv_cli.features.store import read_features
+
+    feats = []
+    for data in (small_tree / "val", packed_dir / "val"):
+        out = tmp_path / f"{data.parent.name}.safetensors"
+        assert deepconv(["features", "--ckpt", str(trained_ckpt), "--data", str(data), "--scales", "32",
+                         "--num_workers", "0", "--out", str(out)]) == 0
+        feats.append(read_features(out))
+    folder, packed = feats
+    assert len(folder.paths) == 40 and [p.removeprefix("val/") for p in packed.paths] == folder.paths
+    assert torch.equal(packed.labels, folder.labels) and packed.classes == folder.classes
+    assert torch.equal(packed.descriptors, folder.descriptors)
+
+
 def _train_args(data: Path, run_dir: Path) -> list[str]:
     return ["train", "-c", str(QUICKSTART_A), f"--data.data_dir={data}", f"--trainer.default_root_dir={run_dir}",
             "--data.batch_size=20", "--data.num_workers=0", "--trainer.max_epochs=3", "--last_every_n_steps=1",

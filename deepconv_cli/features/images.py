@@ -1,5 +1,6 @@
-"""The images a descriptor run reads: a class tree (labels from folders) or a flat folder (no labels), each image
-decoded once through the shared reader and rescaled to every scale Q in loader workers."""
+"""The images a descriptor run reads: a class tree (labels from folders), a flat folder (no labels) or one split of a
+packed dataset (`deepconv data pack`), each image decoded once through the shared reader and rescaled to every
+scale Q in loader workers."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,32 @@ class ImageList:
     paths: list[str]
     labels: list[int]
     classes: list[str]
+    packed: object = None  # data.packed.PackedSplit when the images come from a pack (item i = paths[i])
+
+
+def _pack_split(data: str | Path) -> tuple[str, str] | None:
+    """(pack root, split) when `data` is a pack (its train split) or one split of a pack (PACK/train, PACK/val)."""
+    from deepconv_cli.data import packed
+
+    text = str(data).rstrip("/")
+    parent, _, name = text.rpartition("/")
+    if name in packed.SPLITS and parent and (packed.is_url(text) or packed.is_packed(parent)):
+        return parent, name
+    if packed.is_packed(text):
+        return text, "train"
+    return None
 
 
 def list_images(data: str | Path) -> ImageList:
-    """A folder of class sub-folders (ImageFolder layout) or, when it has none, every image below it."""
+    """A folder of class sub-folders (ImageFolder layout) or, when it has none, every image below it; or a packed
+    dataset's split (the train split for the pack itself)."""
+    pack = _pack_split(data)
+    if pack is not None:
+        from deepconv_cli.data.packed import PackedSplit, read_meta
+
+        split = PackedSplit(pack[0], pack[1], read_meta(pack[0]))
+        return ImageList(Path(str(data)), [f"{pack[1]}/{name}" for name, _ in split.samples], list(split.targets),
+                         list(split.classes), split)
     root = Path(data)
     if not root.exists():
         raise usage(f"data folder not found: {root}")
@@ -60,7 +83,7 @@ class ScaledImages(Dataset):
         index = self.indices[i]
         path = self.images.root / self.images.paths[index]
         try:
-            img = open_rgb(path)
+            img = open_rgb(path) if self.images.packed is None else self.images.packed.open_rgb(index)
             if self.raw_size:
                 size = (self.raw_size, self.raw_size)
                 return index, {0: to_uint8_tensor(img.resize(size, Image.Resampling.BILINEAR))}
