@@ -157,3 +157,16 @@ def test_train_benchmark_builds_the_loop_deepconv_train_builds(tmp_path, digits_
 def test_compare_train_needs_data(capsys):
     assert deepconv(["benchmark", "train", "--compare_train", "true"]) == 2
     assert "--compare_train needs --data" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compare_train_runs_deepconv_train_as_a_command_beside_the_benchmark(tmp_path, digits_dir):
+    """--compare_train: `deepconv train` in a fresh process (same settings, same data) timed by the same clock; the
+    row holds both images/s and the command that was run."""
+    result = run_json(tmp_path, "train", "--data", str(digits_dir), "--compare_train", "true", "--steps", "3",
+                      "--runs", "1", "--batch_size", "8", "--num_workers", "0", "--s_min", "36", "--s_max", "40",
+                      "--device", "cpu")
+    row = result["comparisons"]["benchmark vs deepconv train"]
+    assert row["ours"] > 0 and row["baseline"] > 0 and row["unit"] == "images/s"
+    assert row["extra"]["command"].startswith("deepconv train --model.arch=A") and str(digits_dir) in \
+        row["extra"]["command"]

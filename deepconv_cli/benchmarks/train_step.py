@@ -9,6 +9,7 @@ peak is not in the table.
 """
 
 import contextlib
+import gc
 import io
 import itertools
 import json
@@ -210,21 +211,25 @@ def benchmark_train(
     if options:
         results.append(_options(arch, width, crop, classes, batch_size, steps, runs, device, compile, data))
     if compare_train:
-        results.append(_against_train(arch, width, crop, classes, batch_size, steps, runs, device, data, light))
+        results.append(_against_train(arch, width, crop, classes, batch_size, steps, runs, device, data))
     return results
 
 
-def _against_train(arch, width, crop, classes, batch_size, steps, runs, device, data, light) -> Comparison:
-    """This benchmark's images/s beside `deepconv train ...` (same settings and data) run in a fresh process."""
-    rates = []
+def _against_train(arch, width, crop, classes, batch_size, steps, runs, device, data) -> Comparison:
+    """This benchmark's images/s beside `deepconv train ...` (same settings and data) run in a fresh process,
+    the two alternating run by run (so a busy machine slows both alike)."""
+    rates, ours = [], []
     for _ in range(runs):
+        gc.collect()
+        ours.append(batch_size / lightning_loop(arch, width, crop, classes, batch_size, steps, device, data=data))
+        gc.collect()
         with tempfile.TemporaryDirectory() as tmp:
             argv = train_argv(arch, width, crop, classes, batch_size, steps, device, Path(tmp) / "run", data=data,
                               clock=Path(tmp) / "clock.json")
             rates.append(train_command_loop(argv, Path(tmp) / "clock.json"))
     command = "deepconv train " + " ".join(a for a in argv if "callbacks" not in a and "default_root_dir" not in a)
     return Comparison(
-        name="benchmark vs deepconv train", unit="images/s", ours=batch_size / median(light),
+        name="benchmark vs deepconv train", unit="images/s", ours=median(ours),
         baseline=median(rates), ours_label="deepconv benchmark train", baseline_label="deepconv train (command)",
         higher_is_better=True, runs=runs, target="within 5% (speedup 0.95-1.05)",
         extra={"command": command + " + TrainClock"},
