@@ -121,3 +121,52 @@ def test_speed_options_keep_outputs_and_checkpoint_names():
     torch.testing.assert_close(fast(x.contiguous(memory_format=torch.channels_last)), plain(x), atol=1e-4, rtol=1e-4)
     plain.model.compile()
     assert list(plain.state_dict()) == list(fast.state_dict())
+
+
+def test_train_benchmark_builds_the_loop_deepconv_train_builds(tmp_path, digits_dir):
+    """`benchmark train` is `deepconv train` with synthetic data and a clock: the same module class, callbacks,
+    precision, memory format, compile setting and optimizer as `deepconv train` given the same settings."""
+    from deepconv_cli.benchmarks.synthetic_data import SyntheticData
+    from deepconv_cli.benchmarks.train_clock import TrainClock
+    from deepconv_cli.benchmarks.train_step import build_train_cli, train_argv
+    from deepconv_cli.cli.train import start
+
+    settings = dict(precision="bf16-mixed", channels_last=True, compile=True)
+    bench_argv = train_argv("A", 0.125, 32, 10, 8, 5, torch.device("cpu"), tmp_path / "bench",
+                            clock=tmp_path / "clock.json", **settings)
+    bench = build_train_cli(bench_argv, None)
+    train_argv_ = [a for a in train_argv("A", 0.125, 32, 10, 8, 5, torch.device("cpu"), tmp_path / "train",
+                                         **settings) if not a.startswith(("--data.class_count", "--data.steps"))]
+    train = start([*train_argv_, f"--data.data_dir={digits_dir}"], "deepconv train")
+    try:
+        assert isinstance(bench.datamodule, SyntheticData)
+        assert [type(c) for c in bench.trainer.callbacks] == [TrainClock] + [type(c) for c in train.trainer.callbacks]
+        assert type(bench.model) is type(train.model)
+        assert bench.trainer.precision == train.trainer.precision == "bf16-mixed"
+        assert bench.model.channels_last is train.model.channels_last is True
+        assert bench.model.compile_model is train.model.compile_model is True
+        ours, theirs = (cli.model.configure_optimizers()["optimizer"] for cli in (bench, train))
+        assert type(ours) is type(theirs) and ours.defaults == theirs.defaults
+        assert type(bench.trainer.strategy) is type(train.trainer.strategy)
+        assert bench.trainer.accumulate_grad_batches == train.trainer.accumulate_grad_batches
+    finally:
+        bench.lock.release()
+        train.lock.release()
+
+
+def test_compare_train_needs_data(capsys):
+    assert deepconv(["benchmark", "train", "--compare_train", "true"]) == 2
+    assert "--compare_train needs --data" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compare_train_runs_deepconv_train_as_a_command_beside_the_benchmark(tmp_path, digits_dir):
+    """--compare_train: `deepconv train` in a fresh process (same settings, same data) timed by the same clock; the
+    row holds both images/s and the command that was run."""
+    result = run_json(tmp_path, "train", "--data", str(digits_dir), "--compare_train", "true", "--steps", "3",
+                      "--runs", "1", "--batch_size", "8", "--num_workers", "0", "--s_min", "36", "--s_max", "40",
+                      "--device", "cpu")
+    row = result["comparisons"]["benchmark vs deepconv train"]
+    assert row["ours"] > 0 and row["baseline"] > 0 and row["unit"] == "images/s"
+    assert row["extra"]["command"].startswith("deepconv train --model.arch=A") and str(digits_dir) in \
+        row["extra"]["command"]

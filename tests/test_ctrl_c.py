@@ -110,3 +110,16 @@ def test_ctrl_c_to_features_is_one_line_130_and_the_rerun_resumes(net_ckpt, digi
     assert finished >= 2 and not out.exists()
     assert deepconv(args) == 0
     assert f"resumed: {finished} of 23 chunks were already written" in capsys.readouterr().out
+
+
+def test_ctrl_c_during_the_data_scan_is_one_line_130(small_tree, tmp_path, capsys, monkeypatch):  # noqa: F811
+    """Ctrl-C before training starts (the bad-image scan and statistics in prepare_data) is one line and exit 130,
+    not Lightning's KeyboardInterrupt banner and exit 1; nothing is saved."""
+    from deepconv_cli.data.datamodule import ImageFolderData
+
+    monkeypatch.setattr(ImageFolderData, "prepare_data", lambda self: os.kill(os.getpid(), signal.SIGINT))
+    handler = signal.getsignal(signal.SIGINT)
+    assert deepconv(train_args(small_tree, tmp_path / "run")) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "deepconv train: error: interrupted (Ctrl-C) before training started: nothing to save"
+    assert not (tmp_path / "run" / "last.ckpt").exists() and signal.getsignal(signal.SIGINT) is handler

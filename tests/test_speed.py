@@ -11,11 +11,18 @@ import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from deepconv_cli.__main__ import main as deepconv
-from deepconv_cli.benchmarks.train_step import _NoScheduler, lightning_loop
+from deepconv_cli.training.module import ClassifierModule
 from deepconv_cli.training.speed import DeepconvTrainer, mfu, peak_tflops, resolve_precision
 from deepconv_cli.training.throughput import EpochThroughput
 
 QUICKSTART_A = Path(__file__).resolve().parents[1] / "recipes" / "quickstart" / "vgg_a.yaml"
+
+
+class _NoScheduler(ClassifierModule):
+    """The module without its plateau scheduler (which steps on a validation metric these runs skip)."""
+
+    def configure_optimizers(self):
+        return super().configure_optimizers()["optimizer"]
 
 
 @pytest.mark.parametrize(("accelerator", "cuda", "bf16", "expected"), [
@@ -141,7 +148,9 @@ def test_the_compile_pause_is_reported_once_in_one_line(capsys):
     g = torch.Generator().manual_seed(0)
     data = torch.utils.data.TensorDataset(torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8, generator=g),
                                           torch.randint(0, 10, (24,), generator=g))
-    lightning_loop(module, DataLoader(data, batch_size=4), torch.device("cpu"), warmup=1, steps=6)
+    trainer = DeepconvTrainer(accelerator="cpu", max_steps=6, logger=False, enable_checkpointing=False,
+                              enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, train_dataloaders=DataLoader(data, batch_size=4))
     lines = [line for line in capsys.readouterr().out.splitlines() if "torch.compile" in line]
     assert len(lines) == 1 and "the first training step took" in lines[0]
     assert float(lines[0].split("took ")[1].split(" s")[0]) >= 0

@@ -1,32 +1,39 @@
-"""Training-step benchmark: Lightning step vs a raw PyTorch loop; GPU speed options (NHWC, bf16, torch.compile).
+"""Training-step benchmark: `deepconv train`'s loop vs a raw PyTorch loop; GPU speed options (NHWC, bf16, compile).
 
-Batches are synthetic uint8 crops, or with `data` the real `ImageFolderData` training loader (decode, scale
-jitter, crop, flip, workers; the module adds the PCA colour shift on the device), i.e. what `deepconv train`
-runs. Model FLOP utilisation (`mfu`) counts 3 forward passes per image (forward + backward) against the GPU's
-dense bf16 peak; None on CPU and on GPUs whose peak is not in the table.
+The measured side is `deepconv train` itself: training/run.py's CLI and fit (module, callbacks, precision, memory
+format, compile setting, optimizer), timed by TrainClock (benchmarks/train_clock.py), on SyntheticData's uint8
+crops made in memory, or with `data` on the real `ImageFolderData` training loader (decode, scale jitter, crop,
+flip, workers; the module adds the PCA colour shift on the device). Model FLOP utilisation (`mfu`) counts 3
+forward passes per image (forward + backward) against the GPU's dense bf16 peak; None on CPU and on GPUs whose
+peak is not in the table.
 """
 
+import contextlib
+import gc
+import io
 import itertools
+import json
 import logging
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from deepconv_cli.benchmarks.report import Comparison, median
+from deepconv_cli.benchmarks.synthetic_data import SyntheticData
 from deepconv_cli.data.datamodule import ImageFolderData
+from deepconv_cli.errors import failure
 from deepconv_cli.models.interface import Classifier
 from deepconv_cli.models.registry import build, flop_count
 from deepconv_cli.training import speed
-from deepconv_cli.training.faults import NonFiniteGuard, RngState, StopOnSignal
-from deepconv_cli.training.module import ClassifierModule
-from deepconv_cli.training.throughput import EpochThroughput
+from deepconv_cli.training.resources import set_threads
+from deepconv_cli.training.run import build_cli, fit
 
 
 def forward_flops(arch: str, crop: int = 224, width: float = 1.0, num_classes: int = 1000) -> int:
@@ -88,97 +95,111 @@ def raw_loop(model: Classifier, loader: DataLoader, device: torch.device, warmup
     return _seconds_per_step(stamps, warmup)
 
 
-class _StepClock(L.Callback):
-    """Step end times; CUDA is synchronised only at the two stamps that are timed (after the warm-up and after
-    the last step), so the steps in between run without host syncs, as in `deepconv train`."""
-
-    def __init__(self, warmup: int, steps: int) -> None:
-        self.stamps: list[float] = []
-        self.synced = {warmup, steps}
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.device.type == "cuda" and len(self.stamps) + 1 in self.synced:
-            torch.cuda.synchronize()
-        self.stamps.append(time.perf_counter())
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if pl_module.device.type == "cuda" and -1 in self.synced:  # one epoch, length unknown: its end is timed
-            torch.cuda.synchronize()
-            self.stamps[-1] = time.perf_counter()
+def _warmup(steps: int) -> int:
+    return max(1, steps // 5)
 
 
-class _NoScheduler(ClassifierModule):
-    """The module without its plateau scheduler, which steps once per epoch on a validation metric we skip."""
+def train_argv(arch: str, width: float, crop: int, classes: int, batch_size: int, steps: int, device: torch.device,
+               run_dir: Path, precision: str = "32-true", channels_last: bool = False, compile: bool = False,
+               data: ImageFolderData | None = None, clock: Path | None = None) -> list[str]:
+    """`deepconv train`'s command line for these settings (without the data options, see `data_argv`), stopped
+    after `steps` steps; with `clock`, TrainClock times it (images/s after the first fifth of the steps)."""
+    argv = [f"--model.arch={arch}", f"--model.width={width}", f"--model.channels_last={str(channels_last).lower()}",
+            f"--model.compile={str(compile).lower()}", f"--trainer.precision={precision}",
+            f"--trainer.accelerator={device.type}", "--trainer.devices=1", f"--trainer.max_steps={steps}",
+            f"--data.crop_size={crop}", f"--data.batch_size={batch_size}", f"--trainer.default_root_dir={run_dir}",
+            # one validation batch (the plateau scheduler needs its metric), no bar or summary between the tables
+            "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false"]
+    if clock is not None:
+        argv += ["--trainer.callbacks+=deepconv_cli.benchmarks.train_clock.TrainClock",
+                 f"--trainer.callbacks.out={clock}", f"--trainer.callbacks.warmup={_warmup(steps)}",
+                 f"--trainer.callbacks.window={steps - _warmup(steps)}"]
+    return argv + data_argv(data, classes, steps)
 
-    def configure_optimizers(self):
-        return super().configure_optimizers()["optimizer"]
+
+def data_argv(data: ImageFolderData | None, classes: int, steps: int) -> list[str]:
+    """The data options: the real training folder (as `deepconv train` reads it) or SyntheticData's."""
+    if data is None:
+        return [f"--data.class_count={classes}", f"--data.steps={steps}"]
+    return [f"--data.data_dir={data.root}", f"--data.num_workers={data.num_workers}", f"--data.s_min={data.s_min}",
+            f"--data.s_max={data.s_max}"]
 
 
-def lightning_loop(
-    module: ClassifierModule, loader: DataLoader | ImageFolderData, device: torch.device, warmup: int,
-    precision: str = "32-true", steps: int = -1, metrics: dict | None = None,
-) -> float:
-    """Seconds per step of `Trainer.fit` with deepconv's module (CSV logging on, as `deepconv train` does);
-    `loader` is a DataLoader or the real data module (whose statistics the module then adopts). `metrics`, when
-    given, receives the run's `train/...` figures of `deepconv train`'s EpochThroughput (e.g. the data wait)."""
-    clock = _StepClock(warmup, steps)
+def build_train_cli(argv: list[str], data: ImageFolderData | None):
+    """`deepconv train`'s LightningCLI (training/run.py) for `argv`: the real training data module with `data`,
+    else SyntheticData; module, callbacks, precision, memory format, compile setting and optimizer as train's."""
+    return build_cli(argv, prog="deepconv benchmark train",
+                     data_class=ImageFolderData if data is not None else SyntheticData)
+
+
+def lightning_loop(arch: str, width: float, crop: int, classes: int, batch_size: int, steps: int,
+                   device: torch.device, precision: str = "32-true", channels_last: bool = False,
+                   compile: bool = False, data: ImageFolderData | None = None, metrics: dict | None = None) -> float:
+    """Seconds per step of `deepconv train` itself (training/run.py's CLI and fit) on synthetic batches or the
+    real loader, timed by TrainClock. `metrics`, when given, receives the run's `train/...` figures of
+    `deepconv train`'s EpochThroughput (e.g. the data wait)."""
     log = logging.getLogger("lightning.pytorch")
     level = log.level
     log.setLevel(logging.ERROR)  # no per-run banners and tips between the tables
+    said = io.StringIO()
     try:
-        with tempfile.TemporaryDirectory() as logs, warnings.catch_warnings():
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(said):
             warnings.simplefilter("ignore")
-            trainer = L.Trainer(
-                accelerator=device.type, devices=1, max_epochs=-1 if steps > 0 else 1, max_steps=steps,
-                precision=precision, logger=CSVLogger(logs), num_sanity_val_steps=0,
-                log_every_n_steps=10, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, limit_val_batches=0,
-                # the per-step callbacks of `deepconv train` (guards, signal, random state), so their cost is timed
-                callbacks=[clock, EpochThroughput(), NonFiniteGuard(Path(logs) / "last.ckpt"),
-                           StopOnSignal(Path(logs) / "last.ckpt"), RngState()],
-            )
-            if isinstance(loader, ImageFolderData):
-                trainer.fit(module, datamodule=loader)
-            else:
-                trainer.fit(module, train_dataloaders=loader)
+            clock = Path(tmp) / "clock.json"
+            argv = train_argv(arch, width, crop, classes, batch_size, steps, device, Path(tmp) / "run", precision,
+                              channels_last, compile, data, clock)
+            cli = build_train_cli(argv, data)
+            fit(cli)
             if metrics is not None:
-                metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
+                metrics.update({k: float(v) for k, v in cli.trainer.callback_metrics.items()
+                                if k.startswith("train/")})
+            result = json.loads(clock.read_text())
+    except BaseException:
+        sys.stderr.write(said.getvalue())
+        raise
     finally:
         log.setLevel(level)
-    return _seconds_per_step(clock.stamps, warmup)
+    return batch_size / result["images_per_second"]
 
 
-def _module(arch: str, width: float, crop: int, classes: int, **options) -> _NoScheduler:
-    torch.manual_seed(0)
-    return _NoScheduler(arch, classes, width=width, crop_size=crop, **options)
+def train_command_loop(argv: list[str], clock: Path) -> float:
+    """Images/s of `deepconv train ARGV` run as a user runs it (a fresh process), timed by TrainClock."""
+    done = subprocess.run([sys.executable, "-m", "deepconv_cli", "train", *argv], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0 or not clock.is_file():
+        raise failure(f"deepconv train exited {done.returncode} before its timed steps: "
+                      f"{(done.stderr.strip().splitlines() or [''])[-1][:200]}")
+    return json.loads(clock.read_text())["images_per_second"]
 
 
 def benchmark_train(
     arch: str, width: float, crop: int, classes: int, batch_size: int, steps: int, runs: int, device: torch.device,
-    options: bool, compile: bool, data: ImageFolderData | None = None,
+    options: bool, compile: bool, data: ImageFolderData | None = None, compare_train: bool = False,
 ) -> list[Comparison]:
-    """Lightning vs raw loop (time per step), and optionally NHWC + bf16 (+ compile) vs fp32 NCHW (images/s).
+    """`deepconv train`'s loop (fp32 NCHW eager) vs a raw loop (time per step); optionally NHWC + bf16 (+ compile)
+    vs fp32 NCHW (images/s), and this benchmark's figure beside `deepconv train` run as a command on `data`.
 
     With `data` both sides read the real training loader (its class count replaces `classes`).
     """
-    warmup = max(1, steps // 5)
+    warmup = _warmup(steps)
     classes = data.num_classes if data is not None else classes
     source = data if data is not None else _data(steps, batch_size, crop, classes)
+    set_threads(data.num_workers if data is not None else 0)  # what the CLI sets: both sides run with it
     raw, light, waits = [], [], []
     for _ in range(runs):
         torch.manual_seed(0)
         loader = data.train_dataloader() if data is not None else source
         raw.append(raw_loop(build(arch, num_classes=classes, width=width, crop_size=crop), loader, device, warmup,
                             steps))
-        plain = _module(arch, width, crop, classes, channels_last=False, compile=False)
         seen: dict = {}
-        light.append(lightning_loop(plain, source, device, warmup, steps=steps, metrics=seen))
+        light.append(lightning_loop(arch, width, crop, classes, batch_size, steps, device, data=data, metrics=seen))
         waits += [seen["train/data_wait_fraction"]] if "train/data_wait_fraction" in seen else []
     results = [
         Comparison(
             name="train step", unit="ms per step", ours=1000 * median(light), baseline=1000 * median(raw),
-            ours_label="Lightning", baseline_label="raw PyTorch loop", higher_is_better=False, runs=runs,
-            target="Lightning <= 1.05x raw (speedup >= 0.95)",
+            ours_label="deepconv train", baseline_label="raw PyTorch loop", higher_is_better=False, runs=runs,
+            target="deepconv train <= 1.05x raw (speedup >= 0.95)",
             extra={"model": f"{arch} width {width:g}, {crop}px, batch {batch_size}, {device.type}",
                    "data": f"real loader on {data.root}" if data is not None else "synthetic uint8 batches",
                    "images/s (Lightning)": round(batch_size / median(light), 1),
@@ -188,18 +209,40 @@ def benchmark_train(
         )
     ]
     if options:
-        results.append(_options(arch, width, crop, classes, batch_size, steps, runs, device, compile, warmup, source))
+        results.append(_options(arch, width, crop, classes, batch_size, steps, runs, device, compile, data))
+    if compare_train:
+        results.append(_against_train(arch, width, crop, classes, batch_size, steps, runs, device, data))
     return results
 
 
-def _options(arch, width, crop, classes, batch_size, steps, runs, device, compile, warmup, loader) -> Comparison:
+def _against_train(arch, width, crop, classes, batch_size, steps, runs, device, data) -> Comparison:
+    """This benchmark's images/s beside `deepconv train ...` (same settings and data) run in a fresh process,
+    the two alternating run by run (so a busy machine slows both alike)."""
+    rates, ours = [], []
+    for _ in range(runs):
+        gc.collect()
+        ours.append(batch_size / lightning_loop(arch, width, crop, classes, batch_size, steps, device, data=data))
+        gc.collect()
+        with tempfile.TemporaryDirectory() as tmp:
+            argv = train_argv(arch, width, crop, classes, batch_size, steps, device, Path(tmp) / "run", data=data,
+                              clock=Path(tmp) / "clock.json")
+            rates.append(train_command_loop(argv, Path(tmp) / "clock.json"))
+    command = "deepconv train " + " ".join(a for a in argv if "callbacks" not in a and "default_root_dir" not in a)
+    return Comparison(
+        name="benchmark vs deepconv train", unit="images/s", ours=median(ours),
+        baseline=median(rates), ours_label="deepconv benchmark train", baseline_label="deepconv train (command)",
+        higher_is_better=True, runs=runs, target="within 5% (speedup 0.95-1.05)",
+        extra={"command": command + " + TrainClock"},
+    )
+
+
+def _options(arch, width, crop, classes, batch_size, steps, runs, device, compile, data) -> Comparison:
     fast_precision = "bf16-mixed"
     fast, plain = [], []
     for _ in range(runs):
-        module = _module(arch, width, crop, classes, channels_last=True, compile=compile)
-        fast.append(lightning_loop(module, loader, device, warmup, fast_precision, steps))
-        baseline = _module(arch, width, crop, classes, channels_last=False, compile=False)
-        plain.append(lightning_loop(baseline, loader, device, warmup, steps=steps))
+        fast.append(lightning_loop(arch, width, crop, classes, batch_size, steps, device, fast_precision,
+                                   channels_last=True, compile=compile, data=data))
+        plain.append(lightning_loop(arch, width, crop, classes, batch_size, steps, device, data=data))
     flops = 3 * forward_flops(arch, crop, width, classes)  # forward + backward ~ 3 forward passes
     rate = batch_size / median(fast)
     extra = {"precision": fast_precision, "batch size": batch_size, "device": str(device),

@@ -69,8 +69,10 @@ def train(
     arch: str = "A", width: float = 0.125, crop: int = 32, classes: int = 10, batch_size: int = 64, steps: int = 30,
     runs: int = 5, device: str = "auto", options: bool | None = None, compile: bool = False, json: str | None = None,
     data: str | None = None, num_workers: int = 4, s_min: int | None = None, s_max: int | None = None,
+    compare_train: bool = False,
 ) -> None:
-    """Time per training step of deepconv's Lightning module vs a raw PyTorch loop (same model, data, optimizer).
+    """Time per training step of `deepconv train` (its own CLI, module, callbacks, precision, memory format,
+    compile setting and optimizer, on synthetic batches or --data) vs a raw PyTorch loop (same model and data).
 
     The JSON's `mfu` is the model FLOP utilisation of deepconv's side (null on CPU and on unknown GPUs).
 
@@ -91,6 +93,8 @@ def train(
         num_workers: loader processes with --data.
         s_min: smallest training scale S with --data; default 256 x crop / 224.
         s_max: largest training scale S with --data; default 512 x crop / 224 (the paper's jitter).
+        compare_train: also run `deepconv train` as a command (fresh process) with the same settings on --data and
+            print its images/s beside this benchmark's (they should agree within 5%); needs --data.
     """
     from deepconv_cli.benchmarks.train_step import benchmark_train, real_data
     from deepconv_cli.models.registry import resolve_arch
@@ -102,17 +106,21 @@ def train(
         raise usage(str(e)) from None
     if steps < 2 or crop % 32:
         raise usage(f"need steps >= 2 and crop a multiple of 32, got steps={steps}, crop={crop}")
+    if compare_train and not data:
+        raise usage("--compare_train needs --data DIR (deepconv train reads a dataset folder)")
     dev = _device(device)
     options = dev.type == "cuda" if options is None else options
     settings = {"arch": arch, "width": width, "crop": crop, "classes": classes, "batch_size": batch_size,
-                "steps": steps, "runs": runs, "device": str(dev), "options": options, "compile": compile}
+                "steps": steps, "runs": runs, "device": str(dev), "options": options, "compile": compile,
+                "compare_train": compare_train}
     dm = None
     if data:
         s_min, s_max = s_min or round(256 * crop / 224), s_max or round(512 * crop / 224)
         dm = real_data(data, crop, batch_size, num_workers, s_min, s_max)
         settings |= {"data": data, "num_workers": num_workers, "s_min": s_min, "s_max": s_max,
                      "classes": dm.num_classes}
-    results = benchmark_train(arch, width, crop, classes, batch_size, steps, runs, dev, options, compile, dm)
+    results = benchmark_train(arch, width, crop, classes, batch_size, steps, runs, dev, options, compile, dm,
+                              compare_train)
     _finish("train", results, json, settings)
 
 

@@ -11,7 +11,6 @@ from typing import Literal
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
 
 from deepconv_cli.data.transforms import pca_color_shift
 from deepconv_cli.errors import usage
@@ -25,6 +24,7 @@ from deepconv_cli.localisation.network import (
 )
 from deepconv_cli.models.checkpoint import load_model
 from deepconv_cli.training.faults import logging_step
+from deepconv_cli.training.module import WeightedMean
 
 
 def box_iou_pairs(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,8 @@ class LocaliserModule(L.LightningModule):
         self.register_buffer("pca_eigval", torch.zeros(0), persistent=False)
         self.register_buffer("pca_eigvec", torch.zeros(0), persistent=False)
         self.pca_std = 0.0
-        self.train_loss, self.val_loss, self.val_error = MeanMetric(), MeanMetric(), MeanMetric()
+        # WeightedMean: no per-step NaN check (a host wait each step; NonFiniteGuard reports NaNs)
+        self.train_loss, self.val_loss, self.val_error = WeightedMean(), WeightedMean(), WeightedMean()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -16,6 +16,7 @@ import argparse
 import atexit
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -42,6 +43,7 @@ from deepconv_cli.training.callbacks import (
     quiet_lightning_tips,
 )
 from deepconv_cli.training.faults import (
+    EXIT_INTERRUPTED,
     EXIT_SIGNALLED,
     AtomicCheckpointIO,
     NonFiniteGuard,
@@ -256,6 +258,10 @@ def launcher_rank_zero() -> bool:
     return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
 
 
+def _interrupted_before_training(signum, frame) -> None:
+    raise DeepconvError("interrupted (Ctrl-C) before training started: nothing to save", EXIT_INTERRUPTED)
+
+
 def fit(cli: DeepconvCLI) -> None:
     try:
         _fit(cli, cli.trainer.is_global_zero and launcher_rank_zero())
@@ -285,12 +291,17 @@ def _fit(cli: DeepconvCLI, rank_zero: bool) -> None:
                 trainer.logger.experiment.metrics_keys = list(history[0])
     if ckpt and trainer.is_global_zero:
         print(f"resuming from {ckpt}")
-    if trainer.strategy.launcher is not None and trainer.is_global_zero:
-        cli.datamodule.prepare_data()  # scan images and compute statistics before starting the other processes
+    # Ctrl-C before StopOnSignal takes over (data scan, statistics, setup): one line, exit 130, instead of
+    # Lightning's KeyboardInterrupt handler (its banner, exit 1); StopOnSignal restores this handler at teardown
+    previous = signal.signal(signal.SIGINT, _interrupted_before_training)
     try:
+        if trainer.strategy.launcher is not None and trainer.is_global_zero:
+            cli.datamodule.prepare_data()  # scan images and compute statistics before starting the other processes
         trainer.fit(cli.model, cli.datamodule, ckpt_path=str(ckpt) if ckpt else None)
     except SIGTERMException:  # Lightning's handler caught the signal before training began: nothing to save
         raise DeepconvError("stopped by SIGTERM before training started", EXIT_SIGNALLED) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if not trainer.is_global_zero:
         return
     stop = next((c for c in trainer.callbacks if isinstance(c, StopAfterLrDrops)), None)
