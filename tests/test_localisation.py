@@ -172,7 +172,7 @@ def test_quickstart_localise_chain_stages():
     recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "quickstart_localise.yaml")
     stages = {s.name: s for s in recipe.stages}
     assert recipe.argv(stages["pcr"])[:4] == ["localise", "fit", "-c", str(stages["pcr"].config)]
-    assert "--init-from" in recipe.argv(stages["pcr"]) and stages["pcr"].init_from == "classifier"
+    assert "--init_from" in recipe.argv(stages["pcr"]) and stages["pcr"].init_from == "classifier"
     assert recipe.status(stages["pcr"]) in ("pending", "resume", "done", "changed")
     dense = recipe.argv(stages["dense_top5"])
     assert dense[:2] == ["localise", "evaluate"] and dense[dense.index("--classifier") + 1].endswith("best.ckpt")

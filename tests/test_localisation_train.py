@@ -105,6 +105,6 @@ def test_predict_draws_boxes(localiser, boxes_dir, trained_ckpt, tmp_path, capsy
 
 def test_fit_and_evaluate_refuse_bad_input(boxes_dir, trained_ckpt, tmp_path, capsys):
     assert deepconv(["localise", "fit", "-c", str(PCR)]) == 2
-    assert "--init-from" in capsys.readouterr().err
+    assert "--init_from" in capsys.readouterr().err
     assert deepconv(["localise", "evaluate", "--ckpt", str(trained_ckpt), "--data", str(boxes_dir)]) == 1
     assert "classifier checkpoint, not a localiser" in capsys.readouterr().err
