@@ -26,7 +26,7 @@ def small_tree(digits_dir, tmp_path_factory) -> Path:
     """10 classes x (8 train + 4 val) digits, plus one truncated PNG in train/3."""
     root = tmp_path_factory.mktemp("small")
     for split, n in (("train", 8), ("val", 4)):
-        for folder in sorted((digits_dir / split).iterdir()):
+        for folder in sorted(p for p in (digits_dir / split).iterdir() if p.is_dir()):  # not the stats caches
             (root / split / folder.name).mkdir(parents=True)
             for f in sorted(folder.iterdir())[:n]:
                 shutil.copy(f, root / split / folder.name / f.name)
