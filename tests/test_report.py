@@ -19,7 +19,8 @@ def test_published_rows_name_their_table_and_carry_its_numbers():
     assert [(r["top1_error"], r["top5_error"]) for r in best] == [(24.8, 7.5)]  # the paper's bold single-net row
 
 
-def test_report_matches_measured_rows_in_paper_units_and_marks_the_rest_not_run(tmp_path, capsys):
+def test_report_matches_measured_rows_in_paper_units_and_marks_the_rest_not_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # an 80-column terminal
     # a digits-scale D (crop 32, S in [36; 73], Q = 36,54,73 = 256,384,512 scaled by 32/224) and a D+E fusion
     run = tmp_path / "runs" / "eval_d"
     run.mkdir(parents=True)
