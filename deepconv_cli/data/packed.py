@@ -232,7 +232,7 @@ def load_or_compute_stats(train: PackedSplit, run_dir: Path | None, max_images: 
     """`packed_stats`, cached next to a local pack (else in the run dir), keyed by the pack's index and limit."""
     import hashlib
 
-    from deepconv_cli.files import write_text_atomically
+    from deepconv_cli.data.stats import cached_stats
 
     index = _join(train.url, "index.json")
     if is_url(index):
@@ -244,21 +244,7 @@ def load_or_compute_stats(train: PackedSplit, run_dir: Path | None, max_images: 
         key = hashlib.sha1(Path(index).read_bytes()).hexdigest()
     candidates = ([] if is_url(train.url) else [Path(train.url) / "deepconv-stats.json"]) + (
         [run_dir / "packed-stats.json"] if run_dir else [])
-    for path in candidates:
-        try:
-            stats = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if stats.get("signature") == key and stats.get("max_images") == max_images:
-            return stats
-    stats = packed_stats(train, max_images) | {"signature": key}
-    for path in candidates:
-        try:
-            write_text_atomically(path, json.dumps(stats, indent=1))
-            break
-        except OSError:
-            continue
-    return stats
+    return cached_stats(candidates, key, max_images, lambda: packed_stats(train, max_images))
 
 
 def resumable_loader(dataset, **kwargs):

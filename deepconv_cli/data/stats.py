@@ -94,16 +94,21 @@ def load_or_compute(files: list[str], cache: Path, fallback_dir: Path | None, ma
     The cache sits next to the data; when that folder is read-only it goes to `fallback_dir` (the run dir).
     """
     candidates = [cache] + ([fallback_dir / STATS_FILE] if fallback_dir else [])
-    signature = file_signature(files)
+    return cached_stats(candidates, file_signature(files), max_images,
+                        lambda: compute_stats(files, max_images, workers=workers) | {"max_images": max_images})
+
+
+def cached_stats(candidates: list[Path], signature: str, max_images: int, compute) -> dict:
+    """The first of `candidates` holding statistics with this signature and image limit, else `compute()` written
+    (atomically) to the first candidate that can be written."""
     for path in candidates:
-        if path.is_file():
-            try:
-                stats = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if stats.get("signature") == signature and stats.get("max_images") == max_images:
-                return stats
-    stats = compute_stats(files, max_images, workers=workers) | {"max_images": max_images, "signature": signature}
+        try:
+            stats = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if stats.get("signature") == signature and stats.get("max_images") == max_images:
+            return stats
+    stats = compute() | {"signature": signature}
     for path in candidates:
         try:
             write_text_atomically(path, json.dumps(stats, indent=1))
