@@ -10,8 +10,9 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from torch.utils.data import DataLoader, TensorDataset
 
 from deepconv_cli.training.callbacks import EpochProgressBar, ValidationCount
-from deepconv_cli.training.faults import NonFiniteGuard, RngState, StopOnSignal
+from deepconv_cli.training.faults import RngState
 from deepconv_cli.training.module import ClassifierModule
+from deepconv_cli.training.stops import NonFiniteGuard, StopOnSignal
 from deepconv_cli.training.throughput import EpochThroughput
 
 WATCHED = ("item", "__bool__", "__float__", "__int__", "tolist", "cpu")

@@ -16,7 +16,7 @@ SBATCH = REPO / "docs" / "slurm" / "train.sbatch"
 def test_sbatch_script_parses_and_matches_print_config():
     text = SBATCH.read_text()
     booked = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)", text, re.M))
-    assert "USR1" in booked["signal"] and "requeue" in text  # pre-emption saves and requeues (training/faults.py)
+    assert "USR1" in booked["signal"] and "requeue" in text  # pre-emption saves and requeues (training/stops.py)
     command = shlex.split(re.search(r"^srun (deepconv train .*?)$(?![^\n]*\\)", text.replace("\\\n", " "),
                                     re.M | re.S).group(1))
     assert command[:2] == ["deepconv", "train"]

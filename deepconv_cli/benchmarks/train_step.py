@@ -1,11 +1,11 @@
 """Training-step benchmark: `deepconv train`'s loop vs a raw PyTorch loop; GPU speed options (NHWC, bf16, compile).
 
-The measured side is `deepconv train` itself: training/run.py's CLI and fit (module, callbacks, precision, memory
-format, compile setting, optimizer), timed by TrainClock (benchmarks/train_clock.py), on SyntheticData's uint8
-crops made in memory, or with `data` on the real `ImageFolderData` training loader (decode, scale jitter, crop,
-flip, workers; the module adds the PCA colour shift on the device). Model FLOP utilisation (`mfu`) counts 3
-forward passes per image (forward + backward) against the GPU's dense bf16 peak; None on CPU and on GPUs whose
-peak is not in the table.
+The measured side is `deepconv train` itself: training/run.py's CLI and training/fit.py's fit (module, callbacks,
+precision, memory format, compile setting, optimizer), timed by TrainClock (benchmarks/train_clock.py), on
+SyntheticData's uint8 crops made in memory, or with `data` on the real `ImageFolderData` training loader (decode,
+scale jitter, crop, flip, workers; the module adds the PCA colour shift on the device). Model FLOP utilisation
+(`mfu`) counts 3 forward passes per image (forward + backward) against the GPU's dense bf16 peak; None on CPU and
+on GPUs whose peak is not in the table.
 """
 
 import contextlib
@@ -32,8 +32,9 @@ from deepconv_cli.errors import failure
 from deepconv_cli.models.interface import Classifier
 from deepconv_cli.models.registry import build, flop_count
 from deepconv_cli.training import speed
+from deepconv_cli.training.fit import fit
 from deepconv_cli.training.resources import set_threads
-from deepconv_cli.training.run import build_cli, fit
+from deepconv_cli.training.run import build_cli
 
 
 def forward_flops(arch: str, crop: int = 224, width: float = 1.0, num_classes: int = 1000) -> int:
@@ -136,8 +137,8 @@ def build_train_cli(argv: list[str], data: ImageFolderData | None):
 def lightning_loop(arch: str, width: float, crop: int, classes: int, batch_size: int, steps: int,
                    device: torch.device, precision: str = "32-true", channels_last: bool = False,
                    compile: bool = False, data: ImageFolderData | None = None, metrics: dict | None = None) -> float:
-    """Seconds per step of `deepconv train` itself (training/run.py's CLI and fit) on synthetic batches or the
-    real loader, timed by TrainClock. `metrics`, when given, receives the run's `train/...` figures of
+    """Seconds per step of `deepconv train` itself (training/run.py's CLI, training/fit.py's fit) on synthetic
+    batches or the real loader, timed by TrainClock. `metrics`, when given, receives the run's `train/...` figures of
     `deepconv train`'s EpochThroughput (e.g. the data wait)."""
     log = logging.getLogger("lightning.pytorch")
     level = log.level

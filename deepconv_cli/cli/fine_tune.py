@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
     from deepconv_cli.models.checkpoint import load_model
     from deepconv_cli.models.deepen import initialise_from
     from deepconv_cli.tables import show
-    from deepconv_cli.training.run import fit
+    from deepconv_cli.training.fit import fit
 
     source, source_meta = load_model(init_from)
     target = cli.model.model

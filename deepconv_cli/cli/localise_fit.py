@@ -2,7 +2,7 @@
 
 Parsed as `deepconv train` is: `--help` (deepconv's options first, read from the sources) and mistyped paths or
 option names are answered before Lightning is imported; `--help trainer` prints LightningCLI's complete help. The
-run's lifecycle is training/run.py's, with the localiser's module and data (localisation/fit.py).
+run's lifecycle is training/run.py's and training/fit.py's, with the localiser's module and data (localisation/fit.py).
 """
 
 from deepconv_cli.cli.options import normalise_argv
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         for path in option_values(argv, "--model.init_from"):
             existing_file(path, "checkpoint")  # before Lightning is imported
     from deepconv_cli.localisation.fit import build_localise_cli
-    from deepconv_cli.training.run import fit
+    from deepconv_cli.training.fit import fit
 
     cli = build_localise_cli(["--help"] if asked == "full" else argv)
     fit(cli)

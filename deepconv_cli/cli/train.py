@@ -131,7 +131,7 @@ def parse(argv: list[str], prog: str = "deepconv train", fine_tune: bool = False
 def main(argv: list[str]) -> int:
     cli = start(argv, "deepconv train")
     if cli is not None:
-        from deepconv_cli.training.run import fit
+        from deepconv_cli.training.fit import fit
 
         fit(cli)
     return 0

@@ -3,7 +3,7 @@
 The lifecycle is training/run.py's (run directory and lock, auto-resume, finished state, atomic checkpoints,
 signal handling, batch planning, thread budget); the best checkpoint is the one with the lowest validation
 localisation error (centre crop, ground-truth class), `val/loc_error`. `deepconv localise fit` (cli/localise_fit.py)
-parses the command line and calls `build_localise_cli` and `training.run.fit`.
+parses the command line and calls `build_localise_cli` and `training.fit.fit`.
 """
 
 from lightning.pytorch.callbacks import ModelCheckpoint

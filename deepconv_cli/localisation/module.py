@@ -23,8 +23,8 @@ from deepconv_cli.localisation.network import (
     select_boxes,
 )
 from deepconv_cli.models.checkpoint import load_model
-from deepconv_cli.training.faults import logging_step
 from deepconv_cli.training.module import WeightedMean
+from deepconv_cli.training.stops import logging_step
 
 
 def box_iou_pairs(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -113,7 +113,7 @@ class LocaliserModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, _, target = self.loss(batch)
         self.train_loss.update(loss.detach(), weight=len(target))
-        if self._trainer is None or logging_step(self.trainer):  # no per-step device read (training/faults.py)
+        if self._trainer is None or logging_step(self.trainer):  # no per-step device read (training/stops.py)
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
 

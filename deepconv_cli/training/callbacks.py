@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichModelSummary, RichProgressBar
 
 from deepconv_cli.files import staged_file
-from deepconv_cli.training.faults import logging_step
+from deepconv_cli.training.stops import logging_step
 
 
 class StopAfterLrDrops(Callback):

@@ -16,7 +16,7 @@ from deepconv_cli.data.device_decode import DeferredBatch
 from deepconv_cli.data.transforms import pca_color_shift
 from deepconv_cli.models.checkpoint import ModelMeta
 from deepconv_cli.models.registry import accepted_names, build, resolve_arch
-from deepconv_cli.training.faults import logging_step
+from deepconv_cli.training.stops import logging_step
 
 # the registry's names and aliases, so `--model.arch vgg16` works and a typo is a one-line usage error
 ArchName = Literal[accepted_names()]

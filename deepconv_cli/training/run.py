@@ -3,20 +3,17 @@
 `build_cli` makes the LightningCLI (`DeepconvCLI`, or a subclass such as the localiser's) with the paper's
 defaults; instantiating its Trainer takes the run directory's lock (training/run_dir.py), adds the callbacks and
 atomic checkpoints; `after_instantiate_classes` plans the batch across devices and sets the CPU thread budget
-(training/resources.py). `fit` is the one fit sequence: resume from RUN_DIR/last.ckpt (refusing another run's
-checkpoint), "already finished" for a completed run, the metrics history kept across resumes, the finished
-state recorded, the best checkpoint reported.
+(training/resources.py). training/fit.py's `fit` then runs the one fit sequence.
 
 `--trainer.strategy ddp --trainer.devices N [--trainer.num_nodes M]` trains data parallel with the same
 optimisation batch (`data.batch_size`) as one device. Re-running the same command after a crash, kill -9,
-SIGTERM or SLURM pre-emption continues from RUN_DIR/last.ckpt (see training/faults.py).
+SIGTERM or SLURM pre-emption continues from RUN_DIR/last.ckpt (see training/faults.py and training/stops.py).
 """
 
 import argparse
 import atexit
 import logging
 import os
-import signal
 import sys
 import warnings
 from pathlib import Path
@@ -27,11 +24,10 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from deepconv_cli.data.datamodule import ImageFolderData
-from deepconv_cli.errors import DeepconvError, one_line_usage, usage
-from deepconv_cli.models.checkpoint import ModelMeta, read_checkpoint
+from deepconv_cli.errors import one_line_usage, usage
 from deepconv_cli.training.batching import plan_batches
 from deepconv_cli.training.callbacks import (
     CurvesPNG,
@@ -42,27 +38,18 @@ from deepconv_cli.training.callbacks import (
     ValidationCount,
     quiet_lightning_tips,
 )
-from deepconv_cli.training.faults import (
-    EXIT_INTERRUPTED,
-    EXIT_SIGNALLED,
-    AtomicCheckpointIO,
-    NonFiniteGuard,
-    RngState,
-    StopOnSignal,
-    resume_checkpoint,
-    resume_command,
-)
+from deepconv_cli.training.faults import AtomicCheckpointIO, RngState
 from deepconv_cli.training.module import ClassifierModule
 from deepconv_cli.training.resources import set_threads, workers_warning
 from deepconv_cli.training.run_dir import (
     RunLock,
-    clear_finished,
-    finished_state,
-    mark_finished,
-    read_history,
-    write_history,
 )
 from deepconv_cli.training.speed import DeepconvTrainer
+from deepconv_cli.training.stops import (
+    NonFiniteGuard,
+    StopOnSignal,
+    resume_command,
+)
 from deepconv_cli.training.throughput import EpochThroughput
 
 TRAINER_DEFAULTS = {"max_epochs": 74, "default_root_dir": "runs/default", "log_every_n_steps": 10}
@@ -225,92 +212,6 @@ def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = F
     )
 
 
-def check_same_run(ckpt: Path, saved: dict, meta: ModelMeta) -> None:
-    """Resuming continues *this* run: a last.ckpt of another architecture, width, crop or class list is an error."""
-    saved_meta = ModelMeta.from_dict(saved["deepconv"])
-    for key in ("arch", "width", "crop_size", "classes"):
-        if getattr(saved_meta, key) != getattr(meta, key):
-            raise usage(
-                f"{ckpt} belongs to another run ({key} differs: {str(getattr(saved_meta, key))[:60]} there, "
-                f"{str(getattr(meta, key))[:60]} here); choose another --trainer.default_root_dir "
-                "or pass --resume false"
-            )
-
-
-def finished_already(run_dir: Path, saved: dict, max_epochs: int | None) -> str | None:
-    """Why re-running this command has nothing to do (None: it continues); a smaller max_epochs is an error."""
-    done = finished_state(run_dir) or {}
-    epochs = int(done.get("epochs", saved.get("epoch", 0)))
-    if done.get("reason") == "lr_drops":
-        return f"it stopped after {epochs} epochs at the plateau after its last learning-rate drop"
-    if max_epochs is None or max_epochs < 0:
-        return None
-    if (done and max_epochs < epochs) or (not done and saved.get("epoch", 0) >= max_epochs):
-        raise usage(f"{run_dir} already trained {epochs} epochs, more than --trainer.max_epochs {max_epochs}; pass "
-                    "--resume false to train it again from scratch, or a larger max_epochs to extend it")
-    if done and max_epochs == epochs:
-        return f"it trained its {epochs} epochs (max_epochs)"
-    return None
-
-
 def launcher_rank_zero() -> bool:
     """The one process of a (multi-node, multi-device) training that owns the run directory's lock and files."""
     return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
-
-
-def _interrupted_before_training(signum, frame) -> None:
-    raise DeepconvError("interrupted (Ctrl-C) before training started: nothing to save", EXIT_INTERRUPTED)
-
-
-def fit(cli: DeepconvCLI) -> None:
-    try:
-        _fit(cli, cli.trainer.is_global_zero and launcher_rank_zero())
-    finally:
-        cli.lock.release()
-
-
-def _fit(cli: DeepconvCLI, rank_zero: bool) -> None:
-    trainer = cli.trainer
-    if not cli.config.get("resume") and rank_zero:
-        clear_finished(cli.run_dir)
-    ckpt = resume_checkpoint(cli.run_dir, report=trainer.is_global_zero) if cli.config.get("resume") else None
-    if ckpt:
-        saved = read_checkpoint(ckpt)
-        check_same_run(ckpt, saved, cli.model.meta)
-        why = finished_already(cli.run_dir, saved, trainer.max_epochs)
-        if why:
-            if trainer.is_global_zero:
-                print(f"{cli.run_dir} already finished: {why}; nothing changed (--resume false trains it again from "
-                      "scratch)")
-            return
-        if rank_zero:
-            clear_finished(cli.run_dir)
-            history = read_history(cli.run_dir, int(saved.get("global_step", 0)))
-            if history and trainer.logger is not None and hasattr(trainer.logger.experiment, "metrics_keys"):
-                write_history(cli.run_dir, *history)  # after the logger started (and deleted the old file)
-                trainer.logger.experiment.metrics_keys = list(history[0])
-    if ckpt and trainer.is_global_zero:
-        print(f"resuming from {ckpt}")
-    # Ctrl-C before StopOnSignal takes over (data scan, statistics, setup): one line, exit 130, instead of
-    # Lightning's KeyboardInterrupt handler (its banner, exit 1); StopOnSignal restores this handler at teardown
-    previous = signal.signal(signal.SIGINT, _interrupted_before_training)
-    try:
-        if trainer.strategy.launcher is not None and trainer.is_global_zero:
-            cli.datamodule.prepare_data()  # scan images and compute statistics before starting the other processes
-        trainer.fit(cli.model, cli.datamodule, ckpt_path=str(ckpt) if ckpt else None)
-    except SIGTERMException:  # Lightning's handler caught the signal before training began: nothing to save
-        raise DeepconvError("stopped by SIGTERM before training started", EXIT_SIGNALLED) from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if not trainer.is_global_zero:
-        return
-    stop = next((c for c in trainer.callbacks if isinstance(c, StopAfterLrDrops)), None)
-    if not trainer.interrupted and rank_zero:
-        if stop is not None and stop.stopped:
-            mark_finished(cli.run_dir, trainer.current_epoch, "lr_drops")
-        elif trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs > 0:
-            mark_finished(cli.run_dir, trainer.current_epoch, "max_epochs")
-    best = trainer.checkpoint_callback
-    score = getattr(best, "best_model_score", None)
-    if score is not None:
-        print(f"{cli.BEST} {float(score):.2f}% -> {best.best_model_path}")
