@@ -12,6 +12,13 @@ from pathlib import Path
 
 from deepconv_cli.errors import FAILURE, USAGE, DeepconvError
 
+URL_SCHEMES = ("s3://", "gs://", "gcs://", "azure://", "hf://")  # object storage that litdata (fsspec) reads
+
+
+def is_url(path: str | Path) -> bool:
+    """`path` names object storage (s3://, gs://, ...), which exists only for the library that opens it."""
+    return str(path).startswith(URL_SCHEMES)
+
 TEMP_SUFFIX = ".tmp"
 
 

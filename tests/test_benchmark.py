@@ -85,6 +85,19 @@ def test_prepare_benchmark_times_scan_and_statistics_and_projects_them(tmp_path)
         projected_seconds(scan["baseline"], stats["baseline"], 4), abs=0.05)
 
 
+@pytest.mark.slow
+def test_prepare_packed_row_times_a_real_pack_against_the_folder(tmp_path):
+    """--packed true packs the same JPEGs (litdata) and times its statistics against the folder's scan + statistics."""
+    from deepconv_cli.data.packed import read_meta
+
+    result = run_json(tmp_path, "prepare", "--data", str(tmp_path / "jpegs"), "--images", "6", "--runs", "1",
+                      "--packed", "true")
+    row = result["comparisons"]["time to the first step (first run)"]
+    assert row["unit"] == "s" and row["ours"] > 0 and row["baseline"] > 0 and row["extra"]["images"] == 6
+    assert row["extra"]["pack_seconds_once"] > 0
+    assert len(read_meta(tmp_path / "jpegs" / "packed-6")["splits"]["train"]["labels"]) == 6
+
+
 @pytest.mark.parametrize("args,message", [
     (["train", "--arch", "Z"], "unknown architecture"),
     (["loader", "--s_min", "100"], "crop <= s_min"),

@@ -27,6 +27,26 @@ def test_dry_run_prints_the_plan_and_names_the_missing_data(name, tmp_path, caps
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.ckpt"))
 
 
+@pytest.mark.parametrize("name, needs", [
+    ("table11.yaml", ["VOCdevkit/VOC2007 not found", "VOCdevkit/VOC2012 not found", "101_ObjectCategories not found",
+                      "256_ObjectCategories not found"]),
+    ("torchvision_vgg16.yaml", ["weights file", "vgg16-397923af.pth not found", "class-name file"]),
+])
+def test_dry_run_names_the_inputs_of_data_import_and_features_stages(name, needs, tmp_path, capsys):
+    assert deepconv(["recipe", "run", str(PAPER / name), "--dry_run", "--run_root", str(tmp_path / "runs"),
+                     "--data", str(tmp_path / "elsewhere")]) == 2
+    err = capsys.readouterr().err
+    assert all(need in err for need in needs), err
+
+
+def test_a_url_data_folder_is_not_reported_missing(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - {name: a, command: train, config: %s, args: [--data.data_dir=s3://bucket/pack]}\n"
+                      % (PAPER.parent / "quickstart" / "vgg_a.yaml"))
+    assert deepconv(["recipe", "run", str(recipe), "--dry_run", "--run_root", str(tmp_path / "runs")]) == 0
+    assert "not found" not in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_digits_chain_reduced_fills_the_report(tmp_path, capsys):
     """digits.yaml cut to A -> D, Table 3's evaluation of D and Table 11's Caltech protocol (1 epoch each, ~1 min):

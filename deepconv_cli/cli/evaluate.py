@@ -5,7 +5,7 @@ from typing import Literal
 
 from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import failure, usage
-from deepconv_cli.files import existing_file
+from deepconv_cli.files import existing_file, is_url
 
 Method = Literal["dense", "multi-crop", "dense+multi-crop", "10-crop", "center"]  # evaluation.fusion.METHODS
 
@@ -59,7 +59,7 @@ def evaluate(
         raise usage(f"--devices must be at least 1, got {devices}")
     for path in ckpt:  # answered before torch is imported: a mistyped path costs a second, not a minute
         existing_file(path, "checkpoint")
-    if "://" not in str(data) and not Path(data).exists():  # s3:// / gs:// packs are opened by litdata
+    if not is_url(data) and not Path(data).exists():  # s3:// / gs:// packs are opened by litdata
         raise usage(f"data folder not found: {data}")
     for out in (json, csv):
         if out and Path(out).is_dir():

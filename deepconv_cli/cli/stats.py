@@ -17,6 +17,7 @@ def stats(data_dir: str, max_images: int = 10000) -> None:
     from deepconv_cli.data import packed
     from deepconv_cli.data.folder import ImageTree, check_tree
     from deepconv_cli.data.stats import STATS_FILE, load_or_compute
+    from deepconv_cli.files import is_url
     from deepconv_cli.tables import show
 
     root = Path(data_dir)
@@ -24,7 +25,7 @@ def stats(data_dir: str, max_images: int = 10000) -> None:
     if packed.is_packed(data_dir):
         split = packed.PackedSplit(data_dir, "train", packed.read_meta(data_dir))
         result = packed.load_or_compute_stats(split, None, max_images)
-        train = Path(split.url) / "deepconv-stats.json" if not packed.is_url(data_dir) else None
+        train = Path(split.url) / "deepconv-stats.json" if not is_url(data_dir) else None
     else:
         check_tree(train, "training")
         files = [path for path, _ in ImageTree(train).samples]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from deepconv_cli.cli.train_help import LINKED, SOURCES, class_options, train_help, wants_help
 from deepconv_cli.errors import one_line_usage, usage
+from deepconv_cli.files import is_url
 
 QUICKSTART = "recipes/quickstart/vgg_a.yaml"
 
@@ -32,7 +33,7 @@ def check_paths(argv: list[str]) -> None:
         if not Path(config).is_file():
             raise usage(f"config file not found: {config}")
     for data in option_values(argv, "--data.data_dir", "--data.data-dir"):
-        if not Path(data).is_dir() and not data.startswith(("s3://", "gs://", "gcs://")):  # packed data by URL
+        if not Path(data).is_dir() and not is_url(data):  # packed data by URL
             raise usage(f"data_dir not found: {data} (expected a folder with train/ and val/)")
 
 

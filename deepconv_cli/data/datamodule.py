@@ -21,6 +21,7 @@ from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.data.stats import STATS_FILE, load_or_compute
 from deepconv_cli.data.transforms import train_transform, val_transform
 from deepconv_cli.errors import failure, usage
+from deepconv_cli.files import is_url
 
 PARALLEL_SCAN_MIN = 2000  # below this many unscanned files, decoding in-process beats starting a pool
 AT_LEAST = {"s_min": 1, "s_max": 1, "crop_size": 1, "test_scale": 1, "batch_size": 1, "micro_batch_size": 1,
@@ -88,7 +89,7 @@ class ImageFolderData(L.LightningDataModule):
         self.root = Path(data_dir)
         self.packed = packed.read_meta(data_dir) if packed.is_packed(data_dir) else None  # data/packed.py
         if self.packed:
-            self.root = data_dir if packed.is_url(data_dir) else self.root  # Path() would fold s3:// to s3:/
+            self.root = data_dir if is_url(data_dir) else self.root  # Path() would fold s3:// to s3:/
             self.classes = self.packed["classes"]
         elif not self.root.is_dir():
             raise usage(f"data_dir not found: {self.root} (expected a folder with train/ and val/)")

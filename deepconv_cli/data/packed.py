@@ -22,15 +22,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from deepconv_cli.errors import failure, usage
+from deepconv_cli.files import is_url
 
 META_FILE = "deepconv-packed.json"
 SPLITS = ("train", "val")
-URL_SCHEMES = ("s3://", "gs://", "gcs://", "azure://", "hf://")
-
-
-def is_url(path: str | Path) -> bool:
-    return str(path).startswith(URL_SCHEMES)
-
 
 def is_packed(data_dir: str | Path) -> bool:
     """`data_dir` is a packed dataset (a URL, or a folder whose train/ holds litdata's index.json)."""

@@ -13,6 +13,7 @@ from deepconv_cli.data.folder import ImageTree, collect_images, find_classes
 from deepconv_cli.data.images import READ_ERRORS, open_rgb, why_unreadable
 from deepconv_cli.errors import usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
+from deepconv_cli.files import is_url
 
 
 @dataclass
@@ -32,7 +33,7 @@ def _pack_split(data: str | Path) -> tuple[str, str] | None:
 
     text = str(data).rstrip("/")
     parent, _, name = text.rpartition("/")
-    if name in packed.SPLITS and parent and (packed.is_url(text) or packed.is_packed(parent)):
+    if name in packed.SPLITS and parent and (is_url(text) or packed.is_packed(parent)):
         return parent, name
     if packed.is_packed(text):
         return text, "train"

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from deepconv_cli.files import is_url
+
 CHECKPOINT_OPTIONS = ("--init-from", "--init_from", "--ckpt")
 
 
@@ -66,7 +68,7 @@ def _check_data(name: str, folder: str | None, needs_splits: bool, produced: lis
     if folder is None:
         return [f"stage {name}: no data folder given (set data.data_dir in its config or args)"]
     path = Path(folder)
-    if "://" in folder or _within(path, produced):  # s3:// or gs:// packs are read by litdata, not checked here
+    if is_url(folder) or _within(path, produced):  # s3:// or gs:// packs are read by litdata, not checked here
         return []
     if not path.is_dir():
         what = f"{path}/train and {path}/val" if needs_splits else "a folder of class folders"
@@ -95,7 +97,7 @@ def _check_inputs(stage, argv: list[str], produced: list[Path]) -> list[str]:
         if command == "data" and (not words or words[0] in ("digits", "digit-boxes")):
             continue
         value = option_value(argv, where) if isinstance(where, str) else (words[where] if len(words) > where else None)
-        if value and "://" not in value and not _within(Path(value), produced) and not Path(value).exists():
+        if value and not is_url(value) and not _within(Path(value), produced) and not Path(value).exists():
             found.append(f"stage {stage.name}: {what} {value} not found")
     return found
 
