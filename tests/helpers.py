@@ -2,6 +2,8 @@
 
 import os
 import shutil
+import socket
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +48,22 @@ def write_tree(root: Path, classes: list[int], per_class: dict[str, int] | None 
                 Image.fromarray(images[i], mode="L").save(root / split / str(c) / f"{i:04d}.png")
             start += n
     return root
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now: a fixed port collides with another test run on the same host."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def communicate_all(processes: list[subprocess.Popen], timeout: float) -> list[str]:
+    """Every process's output; on a timeout all of them are killed (no orphan keeps a port or a lock) and the
+    assertion shows what each printed."""
+    try:
+        return [process.communicate(timeout=timeout)[0] for process in processes]
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.kill()
+        tails = [process.communicate()[0][-2000:] for process in processes]
+        raise AssertionError(f"timed out after {timeout} s; outputs:\n" + "\n-----\n".join(tails)) from None

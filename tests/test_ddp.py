@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import free_port
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.data.distributed import UnpaddedDistributedSampler, gather_by_index
@@ -101,7 +102,7 @@ def test_unpadded_sampler_and_gather_count_every_image_once():
     size, world = 7, 2
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_shard_and_gather, args=(world, 29517, size, results), nprocs=world, join=True)
+        mp.spawn(_shard_and_gather, args=(world, free_port(), size, results), nprocs=world, join=True)
         results = dict(results)
     shards = [results[r][0] for r in range(world)]
     assert sorted(shards[0] + shards[1]) == list(range(size))  # 4 + 3 images, none twice, none padded

@@ -84,6 +84,32 @@ def test_packed_training_data_match_the_folder(small_tree, packed_dir, capsys):
     assert " ".join(f"{v:.2f}" for v in folder.stats["mean"]) in printed
 
 
+def test_packed_shards_of_two_nodes_are_disjoint_and_complete(packed_dir, monkeypatch):
+    """Rank 0 and rank 1 of two GPU nodes (one process each; litdata counts nodes from the CUDA devices, so the
+    two-node torchrun test on CPU runs as one node) read disjoint shards whose union is the training set in every
+    epoch, not only the first; with drop_last the shards have equal lengths (no rank waits in a collective)."""
+    from litdata.utilities.env import _DistributedEnv
+
+    from deepconv_cli.data.packed import packed_train_set
+
+    def shard(rank: int, world: int, drop_last: bool, epoch: int = 1) -> list[tuple[bytes, int]]:
+        # what litdata reads from torch.distributed on node `rank` of `world` nodes of one process each
+        monkeypatch.setattr(_DistributedEnv, "detect", classmethod(lambda cls: cls(world, rank, num_nodes=world)))
+        data = packed_train_set(packed_dir, lambda image: image.convert("L").tobytes(), seed=3, drop_last=drop_last)
+        data.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=0)
+        return [(image, int(label)) for image, label in loader]
+
+    whole = shard(0, 1, drop_last=False)
+    assert len(whole) == 80  # 8 per class (the bad file was left out of the pack)
+    for epoch in (1, 2, 3):
+        ranks = [shard(rank, 2, drop_last=False, epoch=epoch) for rank in (0, 1)]
+        assert sorted(ranks[0] + ranks[1]) == sorted(whole), epoch
+        assert not set(ranks[0]) & set(ranks[1])
+        even = [shard(rank, 2, drop_last=True, epoch=epoch) for rank in (0, 1)]
+        assert len(even[0]) == len(even[1]) == 40 and not set(even[0]) & set(even[1])
+
+
 def test_packed_loader_resumes_mid_epoch(packed_dir):
     """StreamingDataLoader's state after k batches gives a fresh loader the batch the first would have drawn next."""
     dm = ImageFolderData(str(packed_dir), s_min=8, s_max=8, crop_size=8, batch_size=8, num_workers=0)
@@ -161,7 +187,7 @@ def test_two_torchrun_nodes_on_packed_data_equal_one_process(small_tree, tmp_pat
     """Two "nodes" (torchrun --nnodes 2 on localhost, CPU, gloo) each read their own shard of a packed set: one
     SGD step on the whole training set gives the single-process weights, so no image was lost or repeated; and
     the validation counts each image once."""
-    from helpers import digits_subset
+    from helpers import communicate_all, digits_subset, free_port
 
     tree = digits_subset(small_tree, tmp_path / "tree", 2, 2)  # 20 train images = one batch, 20 val
     pack = tmp_path / "packed"
@@ -170,13 +196,14 @@ def test_two_torchrun_nodes_on_packed_data_equal_one_process(small_tree, tmp_pat
             "--data.batch_size=20", "--trainer.max_steps=1", "--resume=false"]
     assert deepconv([*_train_args(pack, tmp_path / "single"), *args]) == 0
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
+    port = free_port()
     nodes = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", f"--node_rank={rank}",
-         "--master_addr=127.0.0.1", "--master_port=29517", "-m", "deepconv_cli",
+         "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "deepconv_cli",
          *_train_args(pack, tmp_path / "nodes"), *args, "--trainer.num_nodes=2", "--trainer.devices=1",
          "--trainer.strategy=ddp", "--trainer.accelerator=cpu"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
-    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    outputs = communicate_all(nodes, timeout=300)
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     assert "batch 20 = 2 device(s) x 10 images x 1 accumulation step(s)" in outputs[0]
     a = torch.load(tmp_path / "single" / "last.ckpt", map_location="cpu", weights_only=False)

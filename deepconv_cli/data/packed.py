@@ -185,6 +185,22 @@ def packed_train_set(root: str | Path, transform, seed: int, drop_last: bool):
     import torch
 
     class PackedTrain(litdata.StreamingDataset):
+        def _create_shuffler(self, cache):
+            """Every epoch shards the whole set over all ranks. litdata's own multi-node plan keeps each node on
+            the chunks it read in epoch 1 (to reuse its download cache), so from epoch 2 a chunk that epoch 1
+            split between nodes is read whole by each of them: images repeated, and nodes whose epochs differ in
+            length (a DDP hang). Seen as a single-node world of the same ranks, the plan is global every epoch."""
+            from litdata.utilities.env import _DistributedEnv
+
+            shuffler = super()._create_shuffler(cache)
+            plan = shuffler.get_chunks_and_intervals_per_workers
+
+            def global_plan(env, num_workers: int, batch_size: int, epoch: int):
+                return plan(_DistributedEnv(env.world_size, env.global_rank, 1), num_workers, batch_size, epoch)
+
+            shuffler.get_chunks_and_intervals_per_workers = global_plan
+            return shuffler
+
         def __getitem__(self, index):
             item = super().__getitem__(index)
             key = getattr(index, "index", index)

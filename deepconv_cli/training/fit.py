@@ -51,8 +51,20 @@ def _interrupted_before_training(signum, frame) -> None:
 def fit(cli: DeepconvCLI) -> None:
     try:
         _fit(cli, cli.trainer.is_global_zero and launcher_rank_zero())
+        _leave_process_group()
     finally:
         cli.lock.release()
+
+
+def _leave_process_group() -> None:
+    """Every rank leaves the process group together, in Python. A rank that exited while another still used the group
+    could abort in C++ teardown under load ("terminate called without an active exception"), and the other node's
+    torchrun then waited at its exit barrier for a node that had failed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _fit(cli: DeepconvCLI, rank_zero: bool) -> None:
