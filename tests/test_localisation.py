@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from deepconv_cli.__main__ import main as deepconv
+from deepconv_cli.data.annotations import attach_boxes, read_voc
 from deepconv_cli.errors import DeepconvError
-from deepconv_cli.localisation.annotations import attach_boxes, read_voc
 from deepconv_cli.localisation.boxes import decode, encode, flip_encoded, greedy_merge, iou
 from deepconv_cli.localisation.data import BoxCrops
 from deepconv_cli.localisation.network import regression_outputs, replace_last_layer, select_boxes
@@ -110,7 +110,7 @@ def test_targets_follow_crop_scale_and_flip(tmp_path):
     img = Image.new("RGB", (120, 80))
     img.paste((255, 255, 255), (50, 20, 90, 60))  # the object: x 50..90, y 20..60
     img.save(tmp_path / "x.png")
-    from deepconv_cli.localisation.annotations import Annotated
+    from deepconv_cli.data.annotations import Annotated
 
     item = Annotated(str(tmp_path / "x.png"), 0, torch.tensor([[50.0, 20, 90, 60]]), (120, 80))
     data = BoxCrops([item], crop=64, s_min=64, s_max=128, flip=True, min_cover=0.0)

@@ -85,7 +85,7 @@ def test_dense_top5_ranks_by_a_fused_classification_system(localiser, boxes_dir,
 
 
 def test_counted_once_refuses_repeats():
-    from deepconv_cli.localisation.annotations import Annotated
+    from deepconv_cli.data.annotations import Annotated
 
     items = [Annotated(p, 0, None, (1, 1)) for p in ("a", "b")]
     assert counted_once(["a", "b"], items) == 2
@@ -108,3 +108,76 @@ def test_fit_and_evaluate_refuse_bad_input(boxes_dir, trained_ckpt, tmp_path, ca
     assert "--init_from" in capsys.readouterr().err
     assert deepconv(["localise", "evaluate", "--ckpt", str(trained_ckpt), "--data", str(boxes_dir)]) == 1
     assert "classifier checkpoint, not a localiser" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def boxes_pack(boxes_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("boxes_pack") / "packed"
+    assert deepconv(["data", "pack", str(boxes_dir), str(out), "--workers", "1"]) == 0  # boxes/ found by itself
+    return out
+
+
+def test_a_pack_with_boxes_gives_the_folders_crops_targets_and_scores(localiser, boxes_dir, boxes_pack, tmp_path):
+    """`data pack` of a tree with boxes/: localise fit reads the same items, crops and box targets from the pack
+    (same seed, same draw) and the same statistics; localise evaluate prints the folder's numbers."""
+    import random
+
+    import torch
+
+    from deepconv_cli.localisation.data import LocaliseData
+
+    folder, pack = (LocaliseData(str(d), s_min=48, s_max=64, crop_size=32, num_workers=0)
+                    for d in (boxes_dir, boxes_pack))
+    folder.setup("fit"), pack.setup("fit")
+    assert pack.classes == folder.classes and pack.stats["mean"] == pytest.approx(folder.stats["mean"], rel=1e-9)
+    for split in ("train_set", "val_set"):
+        named = enumerate(getattr(folder, split).items)
+        by_name = {str(Path(item.path).relative_to(boxes_dir)): i for i, item in named}
+        items = getattr(pack, split).items
+        assert sorted(item.path for item in items) == sorted(by_name)
+        for j in (0, 7, len(items) - 1):
+            got = []
+            for data, i in ((getattr(pack, split), j), (getattr(folder, split), by_name[items[j].path])):
+                random.seed(j), torch.manual_seed(j)
+                got.append(data[i])
+            assert torch.equal(got[0][0], got[1][0]) and torch.equal(got[0][1], got[1][1]) and got[0][2] == got[1][2]
+    rows = []
+    for data in (boxes_dir, boxes_pack):
+        out = tmp_path / f"{Path(data).name}.json"
+        assert deepconv(["localise", "evaluate", "--ckpt", str(localiser), "--data", str(data), "--protocol",
+                         "centre-gt", "--json", str(out)]) == 0
+        rows.append(json.loads(out.read_text())["results"][0])
+    assert rows[0]["images"] == 100 and rows[0]["loc_error"] == rows[1]["loc_error"]
+    assert rows[0]["baseline_error"] == rows[1]["baseline_error"]
+
+
+def test_packed_boxes_follow_a_max_side_reencode_and_bad_input_is_one_line(boxes_dir, boxes_pack, trained_ckpt,
+                                                                           tmp_path, capsys):
+    from deepconv_cli.data.packed import PackedSplit, read_meta
+
+    small = tmp_path / "small"
+    assert deepconv(["data", "pack", str(boxes_dir), str(small), "--workers", "1", "--max_side", "32"]) == 0
+    full, capped = read_meta(boxes_pack), read_meta(small)
+    assert full["splits"]["val"]["names"] == capped["splits"]["val"]["names"]
+    split = PackedSplit(small, "val", capped)
+    for key in ("0", "5"):
+        before, after = full["splits"]["val"]["boxes"][key], capped["splits"]["val"]["boxes"][key]
+        assert before["size"] == [48, 48] and after["size"] == [32, 32]
+        assert sum(after["boxes"], []) == pytest.approx([v * 32 / 48 for box in before["boxes"] for v in box])
+        with split.open_lazily(int(key)) as img:
+            assert list(img.size) == after["size"]
+    capsys.readouterr()
+    assert deepconv(["data", "pack", str(boxes_dir), str(tmp_path / "x"), "--boxes", str(tmp_path / "none")]) == 2
+    assert "box annotations not found" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    (tmp_path / "no_boxes").mkdir()
+    plain = tmp_path / "plain"
+    assert deepconv(["data", "pack", str(boxes_dir), str(plain), "--boxes", str(tmp_path / "no_boxes")]) == 0
+    from deepconv_cli.localisation.data import LocaliseData
+
+    with pytest.raises(DeepconvError, match="holds no train boxes"):
+        LocaliseData(str(plain), s_min=48, s_max=48, crop_size=32).setup("fit")
+    capsys.readouterr()
+    assert deepconv(["localise", "fit", "-c", str(PCR), "--init-from", str(trained_ckpt),
+                     f"--data.data_dir={boxes_pack}", f"--data.boxes={boxes_dir / 'boxes'}",
+                     f"--trainer.default_root_dir={tmp_path / 'r'}"]) == 2
+    assert "its boxes were packed with it" in capsys.readouterr().err

@@ -113,7 +113,8 @@ def packed_vs_folder(folder: ImageTree, runs: int, batch_size: int) -> Compariso
     one: one worker each (num_workers=0, one torch thread), the same transform."""
     import tempfile
 
-    from deepconv_cli.data.packed import pack, packed_train_set
+    from deepconv_cli.data.packed import packed_train_set
+    from deepconv_cli.data.packing import pack
 
     with tempfile.TemporaryDirectory(prefix="deepconv-pack-") as tmp:
         tree = Path(tmp) / "tree"

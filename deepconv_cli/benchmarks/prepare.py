@@ -48,7 +48,8 @@ def packed_vs_folder_first_step(root: Path, images: int, workers: int) -> Compar
     once, apart) and computing its statistics in one process. One run each: a second run reads both caches."""
     import time
 
-    from deepconv_cli.data.packed import PackedSplit, pack, packed_stats, read_meta
+    from deepconv_cli.data.packed import PackedSplit, packed_stats, read_meta
+    from deepconv_cli.data.packing import pack
 
     files = sorted(str(p) for p in (make_jpegs(root, images) / "c0").glob("*.jpg"))[:images]
     tree = root / "tree"

@@ -63,9 +63,10 @@ def caltech(root: str, out: str, splits: int = 3, train_per_class: int = 30, tes
         print(f"split {i}: {n_train} training and {n_test} test images in {Path(out) / f'split{i}'}")
 
 
-def pack(src: str, out: str, max_side: int = 0, workers: int = 0) -> None:
-    """Pack an ImageFolder tree (SRC/train and SRC/val) into litdata chunks that train, evaluate and stats read
-    with --data.data_dir OUT (or --data OUT). Resumable: run the same command again after an interruption.
+def pack(src: str, out: str, max_side: int = 0, workers: int = 0, boxes: str | None = None) -> None:
+    """Pack an ImageFolder tree (SRC/train and SRC/val) into litdata chunks that train, evaluate, stats, features
+    and localise read with --data.data_dir OUT (or --data OUT). Resumable: run the same command again after an
+    interruption.
 
     Args:
         src: folder holding train/ and val/, one sub-folder of images per class.
@@ -73,20 +74,28 @@ def pack(src: str, out: str, max_side: int = 0, workers: int = 0) -> None:
         max_side: re-encode (JPEG, quality 90) images whose shorter side exceeds this many pixels down to it;
             0 stores every file's original bytes.
         workers: packing processes (0: one per CPU core).
+        boxes: box annotations packed with their images, for `localise fit|evaluate` on the pack: a folder of
+            <class>/<image stem>.xml (PASCAL VOC) or a CSV of path,class,x0,y0,x1,y1 (default: SRC/boxes when it
+            exists). Boxes follow a --max_side re-encode.
     """
     if max_side < 0 or workers < 0:
         from deepconv_cli.errors import usage
 
         raise usage("--max_side and --workers must be 0 or more")
-    from deepconv_cli.data.packed import pack as pack_tree
+    from deepconv_cli.data.packing import pack as pack_tree
 
-    meta = pack_tree(src, out, max_side, workers)
+    meta = pack_tree(src, out, max_side, workers, boxes)
     counts = {split: len(meta["splits"][split]["labels"]) for split in meta["splits"]}
     print(f"packed {counts['train']} training and {counts['val']} validation images of {len(meta['classes'])} "
           f"classes into {out}" + (f" ({len(meta['bad'])} bad file(s) left out, listed above)" if meta["bad"] else ""))
+    if "boxes" in meta["splits"]["train"]:
+        n = {split: len(meta["splits"][split]["boxes"]) for split in meta["splits"]}
+        bad = len(meta["bad_boxes"])
+        print(f"boxes of {n['train']} training and {n['val']} validation images packed with them"
+              + (f" ({bad} bad annotation(s) left out, listed above)" if bad else ""))
 
 
-# the first word chooses: digits, digit-boxes (localisation/digit_boxes.py), voc, caltech, pack (data/packed.py)
+# the first word chooses: digits, digit-boxes (localisation/digit_boxes.py), voc, caltech, pack (data/packing.py)
 DATASETS = [digits, digit_boxes, voc, caltech, pack]
 
 

@@ -46,7 +46,7 @@ def evaluate(
 
     Args:
         ckpt: a localiser checkpoint; repeat to fuse several (union of boxes before merging).
-        data: the val/ folder or a dataset root containing val/.
+        data: the val/ folder, a dataset root containing val/, or a pack made with its boxes (`deepconv data pack`).
         classifier: classification checkpoint ranking the classes (dense-top5); repeat to fuse several, as the
             paper's "best classification system" (Table 9: the nets of Table 6, dense + multi-crop).
         boxes: boxes folder (<class>/<image>.xml) or CSV (default: DATA/boxes).

@@ -1,27 +1,22 @@
-"""Packed data: an ImageFolder tree as litdata chunks (`deepconv data pack`), and the datasets that read them back.
+"""Packed data (written by data/packing.py, `deepconv data pack`): the datasets that read a pack back.
 
 OUT/train and OUT/val are litdata datasets (index.json + chunk files) whose items are {"image": the file's bytes
 (re-encoded with the shorter side capped when asked), "label": class index}; OUT/deepconv-packed.json holds the
 class names, each split's relative file names and labels in item order (so evaluation, statistics and the exact
-validation count need no chunk read) and the bad-image verdicts of the scan made at pack time.
-
-Packing is resumable: a local OUT is written as OUT.packing (litdata's `use_checkpoint` resumes a split, a split
-whose index.json exists is done) and renamed to OUT when complete; a URL (s3://, gs://) is written in place.
+validation count need no chunk read), the bad-image verdicts of the scan made at pack time and, when the tree had
+box annotations, each annotated item's boxes and size in the stored image's pixels.
 """
 
 import io
 import json
-import os
 import random
-import sys
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from deepconv_cli.errors import failure, usage
+from deepconv_cli.errors import usage
 from deepconv_cli.files import is_url
 
 META_FILE = "deepconv-packed.json"
@@ -32,13 +27,14 @@ def is_packed(data_dir: str | Path) -> bool:
     return is_url(data_dir) or (Path(data_dir) / "train" / "index.json").is_file()
 
 
-def _join(root: str, *parts: str) -> str:
+def pack_path(root: str, *parts: str) -> str:
+    """ROOT/PART/... for a folder or a URL."""
     return "/".join([root.rstrip("/"), *parts]) if is_url(root) else str(Path(root, *parts))
 
 
 def read_meta(root: str | Path) -> dict:
     """The pack's metadata (classes, names and labels per split, bad files); a one-line error when unreadable."""
-    path = _join(str(root), META_FILE)
+    path = pack_path(str(root), META_FILE)
     try:
         if is_url(root):
             import fsspec
@@ -53,87 +49,12 @@ def read_meta(root: str | Path) -> dict:
     return meta
 
 
-def encode(item: tuple[str, int], max_side: int = 0) -> dict:
-    """litdata's `fn`: the file's bytes (re-encoded when its shorter side exceeds `max_side` > 0) and its label."""
-    path, label = item
-    data = Path(path).read_bytes()
-    if max_side > 0:
-        from deepconv_cli.data.images import open_rgb
-
-        img = open_rgb(path)
-        if min(img.size) > max_side:
-            w, h = img.size
-            scale = max_side / min(w, h)
-            img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
-            out = io.BytesIO()
-            img.save(out, format="JPEG", quality=90)
-            data = out.getvalue()
-    return {"image": data, "label": label}
-
-
-def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0) -> dict:
-    """Pack SRC/train and SRC/val into OUT; returns the metadata written. Bad files are reported once and left out."""
-    import litdata
-
-    from deepconv_cli.data.folder import ImageTree, check_tree, warn_skipped_links
-    from deepconv_cli.data.scan import SCAN_FILE, scan_images
-
-    src = Path(src)
-    if not src.is_dir():
-        raise usage(f"source folder not found: {src} (expected a folder with train/ and val/)")
-    classes = check_tree(src / "train", "training")
-    if check_tree(src / "val", "validation") != classes:
-        raise usage(f"{src}/train and {src}/val have different class folders")
-    if not is_url(out) and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
-        raise usage(f"{out} already exists and is not an empty folder")
-    workers = workers or os.cpu_count() or 1
-    staging = out if is_url(out) else str(Path(out).parent / f".{Path(out).name}.packing")
-    meta: dict = {"version": 1, "classes": classes, "max_side": max_side, "splits": {}, "bad": {}}
-    for split in SPLITS:
-        tree = ImageTree(src / split)
-        warn_skipped_links(tree.skipped_links)
-        files = [path for path, _ in tree.samples]
-        _, bad = scan_images(files, [src / SCAN_FILE], workers=workers if len(files) >= 2000 else 0)
-        for item in bad:  # reported here, once; training on the pack never meets them
-            print(f"bad image (left out of the pack): {item.path}: {item.reason}", file=sys.stderr)
-            meta["bad"][os.path.relpath(item.path, src)] = item.reason
-        unreadable = {item.path for item in bad}
-        samples = [(path, label) for path, label in tree.samples if path not in unreadable]
-        if split == "train":  # litdata shuffles chunks and a window of items: class-sorted chunks would give
-            random.Random(0).shuffle(samples)  # batches of two or three classes, so the pack itself is shuffled
-        if not samples:
-            raise usage(f"no readable images under {src / split}")
-        meta["splits"][split] = {"names": [os.path.relpath(p, src / split) for p, _ in samples],
-                                 "labels": [label for _, label in samples]}
-        target = _join(staging, split)
-        if not is_url(target) and (Path(target) / "index.json").is_file():
-            continue  # finished before an interruption
-        try:
-            litdata.optimize(partial(encode, max_side=max_side), samples, output_dir=target,
-                             num_workers=min(workers, len(samples)), chunk_bytes="64MB", reorder_files=False,
-                             use_checkpoint=True, keep_data_ordered=True, start_method="spawn", verbose=False)
-        except Exception as e:  # noqa: BLE001 - litdata reports storage problems in many types
-            raise failure(f"packing {src / split} into {target} failed: {type(e).__name__}: {e}") from None
-    text = json.dumps(meta)
-    if is_url(out):
-        import fsspec
-
-        with fsspec.open(_join(out, META_FILE), "w") as f:
-            f.write(text)
-    else:
-        (Path(staging) / META_FILE).write_text(text)
-        if Path(out).is_dir():
-            Path(out).rmdir()
-        os.replace(staging, out)
-    return meta
-
-
 class PackedSplit(Dataset):
     """One split of a pack as a map-style dataset: (transform(image), label); the litdata reader opens lazily, in
     whichever process reads (loader workers included). `samples` is [(relative name, label)] in item order."""
 
     def __init__(self, root: str | Path, split: str, meta: dict, transform=None) -> None:
-        self.url = _join(str(root), split)
+        self.url = pack_path(str(root), split)
         self.samples = list(zip(meta["splits"][split]["names"], meta["splits"][split]["labels"]))
         self.targets = [label for _, label in self.samples]
         self.classes = meta["classes"]
@@ -214,7 +135,7 @@ def packed_train_set(root: str | Path, transform, seed: int, drop_last: bool):
             finally:
                 random.setstate(state)
 
-    return PackedTrain(_join(str(root), "train"), shuffle=True, drop_last=drop_last, seed=seed)
+    return PackedTrain(pack_path(str(root), "train"), shuffle=True, drop_last=drop_last, seed=seed)
 
 
 def packed_stats(split: PackedSplit, max_images: int) -> dict:
@@ -245,7 +166,7 @@ def load_or_compute_stats(train: PackedSplit, run_dir: Path | None, max_images: 
 
     from deepconv_cli.data.stats import cached_stats
 
-    index = _join(train.url, "index.json")
+    index = pack_path(train.url, "index.json")
     if is_url(index):
         import fsspec
 

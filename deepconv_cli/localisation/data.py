@@ -16,12 +16,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from deepconv_cli.data import packed
+from deepconv_cli.data.annotations import Annotated, attach_boxes
 from deepconv_cli.data.folder import ImageTree, check_tree
-from deepconv_cli.data.images import open_lazily
 from deepconv_cli.data.stats import STATS_FILE, load_or_compute
 from deepconv_cli.data.transforms import ScaleJitterCrop, resized_crop
 from deepconv_cli.errors import usage
-from deepconv_cli.localisation.annotations import Annotated, attach_boxes
 from deepconv_cli.localisation.boxes import encode, flip_encoded
 
 
@@ -69,7 +69,7 @@ class BoxCrops(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         item = self.items[index]
         s, left, top = self.window(item)
-        with open_lazily(item.path) as img:
+        with item.open() as img:
             x = TF.pil_to_tensor(resized_crop(img, s, self.crop, left, top))
         f = s / min(item.size)  # original pixels -> S-space
         window = (left / f, top / f, self.crop / f)
@@ -79,11 +79,27 @@ class BoxCrops(Dataset):
         return x, target, item.label
 
 
+def packed_annotated(root: str | Path, split: str, meta: dict) -> list[Annotated]:
+    """The items of a pack's split that were packed with boxes (`deepconv data pack` of a tree with boxes/)."""
+    table = meta["splits"][split].get("boxes")
+    if not table:
+        raise usage(f"{root} holds no {split} boxes: pack a tree that has them (`deepconv data pack SRC OUT` with "
+                    "SRC/boxes, or --boxes PATH)")
+    source = packed.PackedSplit(root, split, meta)
+    items = []
+    for key, entry in sorted(table.items(), key=lambda kv: int(kv[0])):
+        i = int(key)
+        items.append(Annotated(f"{split}/{source.samples[i][0]}", source.samples[i][1],
+                               torch.tensor(entry["boxes"], dtype=torch.float32), tuple(entry["size"]), source, i))
+    return items
+
+
 class LocaliseData(L.LightningDataModule):
     """DATA_DIR/train and DATA_DIR/val image trees plus box annotations, as crops with box targets.
 
     Args:
-        data_dir: folder holding train/ and val/ (one sub-folder of images per class) and, by default, boxes/.
+        data_dir: folder holding train/ and val/ (one sub-folder of images per class) and, by default, boxes/;
+            or a packed dataset whose boxes were packed with it (`deepconv data pack`).
         boxes: the box annotations: a folder of <class>/<image stem>.xml (PASCAL VOC) or a CSV of
             path,class,x0,y0,x1,y1 (default: DATA_DIR/boxes).
         s_min: smallest training scale S (the paper trains localisers at a fixed S: 256 or 384).
@@ -106,11 +122,18 @@ class LocaliseData(L.LightningDataModule):
                  stats_max_images: int = 10000, skip_bad_images: bool = False, min_cover: float = 0.5) -> None:
         super().__init__()
         self.root = Path(data_dir)
-        if not self.root.is_dir():
+        self.pack = packed.read_meta(data_dir) if packed.is_packed(data_dir) else None  # `deepconv data pack`
+        if self.pack is not None:
+            if boxes:
+                raise usage(f"{data_dir} is a packed dataset: its boxes were packed with it (--data.boxes is for "
+                            "folders; pack other boxes with `deepconv data pack SRC OUT --boxes PATH`)")
+            self.classes = self.pack["classes"]
+        elif not self.root.is_dir():
             raise usage(f"data_dir not found: {self.root} (expected a folder with train/, val/ and boxes/)")
-        self.classes = check_tree(self.root / "train", "training")
-        if check_tree(self.root / "val", "validation") != self.classes:
-            raise usage("train/ and val/ have different classes")
+        else:
+            self.classes = check_tree(self.root / "train", "training")
+            if check_tree(self.root / "val", "validation") != self.classes:
+                raise usage("train/ and val/ have different classes")
         if not crop_size <= s_min <= s_max:
             raise usage(f"need crop_size <= s_min <= s_max, got {crop_size}, {s_min}, {s_max}")
         self.boxes = Path(boxes) if boxes else self.root / "boxes"
@@ -128,6 +151,8 @@ class LocaliseData(L.LightningDataModule):
         return len(self.classes)
 
     def annotated(self, split: str) -> list[Annotated]:
+        if self.pack is not None:
+            return packed_annotated(self.root, split, self.pack)
         tree = ImageTree(self.root / split)
         items, report = attach_boxes(tree.samples, self.classes, self.boxes, self.skip_bad_images)
         if report.summary():
@@ -141,7 +166,9 @@ class LocaliseData(L.LightningDataModule):
         self.train_set = BoxCrops(train, self.crop_size, self.s_min, self.s_max, flip=self.flip,
                                   min_cover=self.min_cover)
         self.val_set = BoxCrops(val, self.crop_size, self.s_min, self.s_max, test_scale=self.test_scale)
-        if self.stats is None:
+        if self.stats is None and self.pack is not None:  # all the pack's training images, as for classification
+            self.stats = packed.load_or_compute_stats(train[0].source, self.run_dir, self.stats_max_images)
+        elif self.stats is None:
             files = [item.path for item in train]
             self.stats = load_or_compute(files, self.root / "train" / STATS_FILE, self.run_dir, self.stats_max_images)
 

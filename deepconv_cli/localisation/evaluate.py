@@ -9,10 +9,12 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from deepconv_cli.data import packed
+from deepconv_cli.data.annotations import Annotated, attach_boxes
 from deepconv_cli.data.folder import ImageTree
 from deepconv_cli.errors import usage
 from deepconv_cli.evaluation.runner import check_classes, resolve_val_dir
-from deepconv_cli.localisation.annotations import Annotated, attach_boxes
+from deepconv_cli.localisation.data import packed_annotated
 from deepconv_cli.localisation.dense import Localiser, load_localisers
 from deepconv_cli.localisation.protocols import centre_gt, dense_top5
 from deepconv_cli.models.checkpoint import load_model
@@ -31,17 +33,26 @@ def resolve_device(name: str) -> torch.device:
 
 def annotated_val(data: str, boxes: str | None, classes: list[str], skip_bad: bool, limit: int = 0) -> tuple[
         list[Annotated], str]:
-    """The val images that have boxes (evenly spaced `limit` of them when > 0) and what was left out."""
-    val_dir = resolve_val_dir(data)
-    check_classes(val_dir, classes)
-    source = Path(boxes) if boxes else next((p for p in (val_dir / "boxes", val_dir.parent / "boxes") if p.exists()),
-                                            val_dir.parent / "boxes")
-    items, report = attach_boxes(ImageTree(val_dir).samples, classes, source, skip_bad)
-    if not items:
-        raise usage(f"no image under {val_dir} has a box in {source}")
+    """The val images that have boxes (evenly spaced `limit` of them when > 0) and what was left out; `data` is a
+    val/ folder, a dataset root holding val/, or a pack made with boxes (`deepconv data pack`)."""
+    if packed.is_packed(data):
+        if boxes:
+            raise usage(f"{data} is a packed dataset: its boxes were packed with it (--boxes is for folders)")
+        meta = packed.read_meta(data)
+        check_classes(Path(data), classes, meta["classes"])
+        items, summary = packed_annotated(data, "val", meta), ""
+    else:
+        val_dir = resolve_val_dir(data)
+        check_classes(val_dir, classes)
+        source = Path(boxes) if boxes else next(
+            (p for p in (val_dir / "boxes", val_dir.parent / "boxes") if p.exists()), val_dir.parent / "boxes")
+        items, report = attach_boxes(ImageTree(val_dir).samples, classes, source, skip_bad)
+        if not items:
+            raise usage(f"no image under {val_dir} has a box in {source}")
+        summary = report.summary()
     if 0 < limit < len(items):
         items = [items[round(i * (len(items) - 1) / max(1, limit - 1))] for i in range(limit)]
-    return items, report.summary()
+    return items, summary
 
 
 def row(name: str, locs: list[Localiser], protocol: str, result: dict) -> dict:

@@ -13,10 +13,9 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from deepconv_cli.data.images import open_lazily, open_rgb
+from deepconv_cli.data.annotations import Annotated
 from deepconv_cli.data.transforms import resized_crop
 from deepconv_cli.errors import failure
-from deepconv_cli.localisation.annotations import Annotated
 from deepconv_cli.localisation.boxes import clip, decode, iou
 from deepconv_cli.localisation.data import centre_window
 from deepconv_cli.localisation.dense import Localiser, classify, locate
@@ -55,7 +54,7 @@ def centre_gt(loc: Localiser, items: list[Annotated], q: int | None = None, thre
         crops, windows = [], []
         for item in chunk:
             left, top = centre_window(item.size, q, crop)
-            with open_lazily(item.path) as img:
+            with item.open() as img:
                 crops.append(TF.pil_to_tensor(resized_crop(img, q, crop, left, top)))
             f = q / min(item.size)
             windows.append((left / f, top / f, crop / f))
@@ -80,7 +79,7 @@ def dense_top5(localisers: list[Localiser], classifier, classifier_scales: list[
     wrong = base_wrong = cls_wrong = 0
     seen: list[str] = []
     for item in items:
-        picture = open_rgb(item.path)
+        picture = item.open_rgb()
         posteriors = rank(picture) if rank else classify(classifier, picture, classifier_scales)
         top = posteriors.topk(k).indices.tolist()
         boxes = locate(localisers, classifier, picture, top, merge_iou)

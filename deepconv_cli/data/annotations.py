@@ -1,5 +1,6 @@
-"""Bounding boxes for an image tree: one PASCAL VOC XML per image (the ILSVRC layout, DATA/boxes/<class>/<image>.xml,
-several <object>s allowed) or one CSV (path,class,x0,y0,x1,y1; paths relative to the CSV's folder).
+"""Bounding boxes for an image tree (localisation, `data pack`): one PASCAL VOC XML per image (the ILSVRC layout,
+DATA/boxes/<class>/<image>.xml, several <object>s allowed) or one CSV (path,class,x0,y0,x1,y1; paths relative to
+the CSV's folder).
 
 Coordinates are pixels of the upright picture (EXIF orientation applied), 0 <= x0 < x1 <= width and
 0 <= y0 < y1 <= height. A malformed file or a box outside its image stops with one line naming the file, or is
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from deepconv_cli.data.images import open_lazily, oriented_size
+from deepconv_cli.data.images import open_lazily, open_rgb, oriented_size
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.files import reason
 
@@ -25,12 +26,22 @@ class BadAnnotation(ValueError):
 
 @dataclass
 class Annotated:
-    """An image with its class and the boxes (n, 4) of objects of that class, in original-image pixels."""
+    """An image with its class and the boxes (n, 4) of objects of that class, in original-image pixels; its
+    pixels come from the file `path` or, for a packed dataset, from item `index` of the pack's split `source`."""
 
     path: str
     label: int
     boxes: torch.Tensor
     size: tuple[int, int]
+    source: object = None  # data.packed.PackedSplit
+    index: int = -1
+
+    def open(self):
+        """The image, lazily opened (use it in a `with`)."""
+        return self.source.open_lazily(self.index) if self.source is not None else open_lazily(self.path)
+
+    def open_rgb(self):
+        return self.source.open_rgb(self.index) if self.source is not None else open_rgb(self.path)
 
 
 @dataclass
