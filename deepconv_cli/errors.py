@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 USAGE = 2  # the command line, a config or a path is wrong
 FAILURE = 1  # the input was well-formed but the work could not be done (corrupt file, diverged run, ...)
+INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
 
 
 class DeepconvError(Exception):

@@ -123,3 +123,35 @@ def test_ctrl_c_during_the_data_scan_is_one_line_130(small_tree, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert err == "deepconv train: error: interrupted (Ctrl-C) before training started: nothing to save"
     assert not (tmp_path / "run" / "last.ckpt").exists() and signal.getsignal(signal.SIGINT) is handler
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_data_pack_is_one_line_130_and_the_rerun_finishes_the_same_pack(small_tree, tmp_path):  # noqa: F811
+    """Ctrl-C in a terminal reaches the whole process group, litdata's packing processes included: one line, exit
+    130 (litdata alone exits 0 with a traceback per process), no OUT; the same command again gives the pack an
+    uninterrupted run gives, item for item."""
+    from deepconv_cli.data.packed import PackedSplit, read_meta
+
+    out, staging = tmp_path / "pack", tmp_path / ".pack.packing"
+    args = [sys.executable, "-m", "deepconv_cli", "data", "pack", str(small_tree), str(out), "--workers", "2"]
+    proc = subprocess.Popen(args, env=ENV, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            start_new_session=True)  # its own process group, as a terminal's foreground job
+    deadline = time.monotonic() + 120
+    while not (staging / "train" / ".checkpoints" / "config.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # the packing processes are starting
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "leaked" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("deepconv data: error: interrupted (Ctrl-C) while packing train")
+    assert not out.exists() and staging.is_dir()
+    rerun = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    fresh = tmp_path / "fresh"
+    assert deepconv(["data", "pack", str(small_tree), str(fresh), "--workers", "1"]) == 0
+    assert read_meta(out) == read_meta(fresh)
+    for split in ("train", "val"):
+        a, b = PackedSplit(out, split, read_meta(out)), PackedSplit(fresh, split, read_meta(fresh))
+        for i in range(len(a)):
+            assert a.open_rgb(i).tobytes() == b.open_rgb(i).tobytes(), (split, i)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from deepconv_cli.data.pack_interrupt import ctrl_c_stops_packing
 from deepconv_cli.data.packed import META_FILE, SPLITS, pack_path
-from deepconv_cli.errors import failure, usage
+from deepconv_cli.errors import INTERRUPTED, DeepconvError, failure, usage
 from deepconv_cli.files import is_url
 
 
@@ -28,8 +29,9 @@ def capped_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def encode(item: tuple[str, int], max_side: int = 0) -> dict:
-    """litdata's `fn`: the file's bytes (re-encoded when its shorter side exceeds `max_side` > 0) and its label."""
+def encode(item: list, max_side: int = 0) -> dict:
+    """litdata's `fn` for an item [path, label] (a list: litdata resumes only when the items equal those saved in
+    its JSON checkpoint): the file's bytes (re-encoded when its shorter side exceeds `max_side` > 0), its label."""
     path, label = item
     data = Path(path).read_bytes()
     if max_side > 0:
@@ -106,9 +108,14 @@ def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0, boxes: 
         if not is_url(target) and (Path(target) / "index.json").is_file():
             continue  # finished before an interruption
         try:
-            litdata.optimize(partial(encode, max_side=max_side), samples, output_dir=target,
-                             num_workers=min(workers, len(samples)), chunk_bytes="64MB", reorder_files=False,
-                             use_checkpoint=True, keep_data_ordered=True, start_method="spawn", verbose=False)
+            with ctrl_c_stops_packing():
+                litdata.optimize(partial(encode, max_side=max_side), [list(sample) for sample in samples],
+                                 output_dir=target, num_workers=min(workers, len(samples)), chunk_bytes="64MB",
+                                 reorder_files=False,
+                                 use_checkpoint=True, keep_data_ordered=True, start_method="spawn", verbose=False)
+        except KeyboardInterrupt:
+            raise DeepconvError(f"interrupted (Ctrl-C) while packing {split}; run the same command again to continue "
+                                f"(the finished chunks are kept in {staging})", INTERRUPTED) from None
         except Exception as e:  # noqa: BLE001 - litdata reports storage problems in many types
             raise failure(f"packing {src / split} into {target} failed: {type(e).__name__}: {e}") from None
     text = json.dumps(meta)

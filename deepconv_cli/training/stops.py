@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from deepconv_cli.errors import DeepconvError, failure
+from deepconv_cli.errors import INTERRUPTED, DeepconvError, failure
 
 EXIT_SIGNALLED = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
-EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
+EXIT_INTERRUPTED = INTERRUPTED  # 128 + SIGINT: Ctrl-C
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 

@@ -1,0 +1,82 @@
+"""Ctrl-C during `deepconv data pack`: one line and exit 130, not litdata's exit 0 and a traceback per process.
+
+litdata.optimize answers Ctrl-C with os._exit(0), as if packing had finished, and each packing process, which
+gets the terminal's Ctrl-C too, prints a KeyboardInterrupt traceback. While it runs here, every process it starts
+inherits an ignored SIGINT, litdata's handler is replaced by one that raises KeyboardInterrupt, and on Ctrl-C the
+processes are asked to stop through litdata's stop queues, then ended with their own helper processes.
+"""
+
+import os
+import signal
+import sys
+import time
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+GRACE_SECONDS = 5.0  # a packing process busy with an item finishes it and stops; one waiting for work is ended
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid`, from Linux's /proc (none where there is no /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, ValueError, IndexError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def _stop(started: list, owners: list) -> None:
+    for queue in [q for owner in owners for q in (getattr(owner, "stop_queues", None) or [])]:
+        queue.put(None)
+    deadline = time.monotonic() + GRACE_SECONDS
+    for process in started:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in [p for p in started if p.is_alive()]:
+        for pid in descendants(process.pid):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        process.terminate()
+        process.join(GRACE_SECONDS)
+
+
+@contextmanager
+def ctrl_c_stops_packing():
+    """Around litdata.optimize: Ctrl-C raises KeyboardInterrupt here once the packing processes are stopped."""
+    from multiprocessing.process import BaseProcess
+
+    start, previous, started, owners = BaseProcess.start, signal.getsignal(signal.SIGINT), [], []
+
+    def start_without_ctrl_c(process) -> None:
+        owner = getattr(signal.getsignal(signal.SIGINT), "__self__", None)  # litdata's DataProcessor, first time
+        if owner is not None:
+            owners.append(owner)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # an ignored signal stays ignored in the new process
+        try:
+            start(process)
+            started.append(process)
+        finally:
+            signal.signal(signal.SIGINT, _raise_interrupt)
+
+    # the processes' helper queues, ended with them, would make the resource tracker warn of leaked semaphores
+    # (it removes them all the same); its options come from this interpreter's warning options
+    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
+    BaseProcess.start = start_without_ctrl_c
+    try:
+        yield
+    except KeyboardInterrupt:
+        _stop(started, owners)
+        raise
+    finally:
+        BaseProcess.start = start
+        signal.signal(signal.SIGINT, previous)
+        sys.warnoptions.remove("ignore:resource_tracker:UserWarning")
