@@ -14,6 +14,15 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 GRACE_SECONDS = 5.0  # a packing process busy with an item finishes it and stops; one waiting for work is ended
+TRACKER_WARNING = "ignore:resource_tracker:UserWarning"
+
+
+def quiet_resource_tracker() -> None:
+    """Packing processes ended on Ctrl-C leave their helper queues' semaphores behind, and multiprocessing's resource
+    tracker, which removes them, also warns about each; it takes its warning options from this interpreter's, so
+    this must run before the first process starts (the bad-image scan's or litdata's)."""
+    if TRACKER_WARNING not in sys.warnoptions:
+        sys.warnoptions.append(TRACKER_WARNING)
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -67,9 +76,6 @@ def ctrl_c_stops_packing():
         finally:
             signal.signal(signal.SIGINT, _raise_interrupt)
 
-    # the processes' helper queues, ended with them, would make the resource tracker warn of leaked semaphores
-    # (it removes them all the same); its options come from this interpreter's warning options
-    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
     BaseProcess.start = start_without_ctrl_c
     try:
         yield
@@ -79,4 +85,3 @@ def ctrl_c_stops_packing():
     finally:
         BaseProcess.start = start
         signal.signal(signal.SIGINT, previous)
-        sys.warnoptions.remove("ignore:resource_tracker:UserWarning")

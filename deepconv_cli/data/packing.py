@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from deepconv_cli.data.pack_interrupt import ctrl_c_stops_packing
+from deepconv_cli.data.pack_interrupt import ctrl_c_stops_packing, quiet_resource_tracker
 from deepconv_cli.data.packed import META_FILE, SPLITS, pack_path
 from deepconv_cli.errors import INTERRUPTED, DeepconvError, failure, usage
 from deepconv_cli.files import is_url
@@ -83,6 +83,7 @@ def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0, boxes: 
         raise usage(f"box annotations not found: {boxes} (a folder of <class>/<image>.xml files or a CSV)")
     box_source = Path(boxes) if boxes is not None else (src / "boxes" if (src / "boxes").exists() else None)
     workers = workers or os.cpu_count() or 1
+    quiet_resource_tracker()
     staging = out if is_url(out) else str(Path(out).parent / f".{Path(out).name}.packing")
     meta: dict = {"version": 1, "classes": classes, "max_side": max_side, "splits": {}, "bad": {}}
     for split in SPLITS:
@@ -111,8 +112,8 @@ def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0, boxes: 
             with ctrl_c_stops_packing():
                 litdata.optimize(partial(encode, max_side=max_side), [list(sample) for sample in samples],
                                  output_dir=target, num_workers=min(workers, len(samples)), chunk_bytes="64MB",
-                                 reorder_files=False,
-                                 use_checkpoint=True, keep_data_ordered=True, start_method="spawn", verbose=False)
+                                 reorder_files=False, use_checkpoint=True, keep_data_ordered=True,
+                                 start_method="spawn", verbose=False)
         except KeyboardInterrupt:
             raise DeepconvError(f"interrupted (Ctrl-C) while packing {split}; run the same command again to continue "
                                 f"(the finished chunks are kept in {staging})", INTERRUPTED) from None

@@ -121,7 +121,7 @@ class LocaliseData(L.LightningDataModule):
                  micro_batch_size: int | None = None, num_workers: int = 4, flip: bool = True, pca_std: float = 0.1,
                  stats_max_images: int = 10000, skip_bad_images: bool = False, min_cover: float = 0.5) -> None:
         super().__init__()
-        self.root = Path(data_dir)
+        self.root, self.data_dir = Path(data_dir), data_dir  # data_dir as given: a pack may be a URL
         self.pack = packed.read_meta(data_dir) if packed.is_packed(data_dir) else None  # `deepconv data pack`
         if self.pack is not None:
             if boxes:
@@ -152,7 +152,7 @@ class LocaliseData(L.LightningDataModule):
 
     def annotated(self, split: str) -> list[Annotated]:
         if self.pack is not None:
-            return packed_annotated(self.root, split, self.pack)
+            return packed_annotated(self.data_dir, split, self.pack)
         tree = ImageTree(self.root / split)
         items, report = attach_boxes(tree.samples, self.classes, self.boxes, self.skip_bad_images)
         if report.summary():
