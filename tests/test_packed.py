@@ -50,8 +50,8 @@ def test_pack_keeps_files_labels_and_bad_verdicts(small_tree, packed_dir, capsys
         assert len(data) == count
         for i, (name, label) in enumerate(data.samples):
             data.open_lazily(i)
-            assert data._reader[i]["image"] == (small_tree / split / name).read_bytes()
-            assert data._reader[i]["label"] == label == int(Path(name).parent.name)
+            assert data.items.item(i)["image"] == (small_tree / split / name).read_bytes()
+            assert data.items.item(i)["label"] == label == int(Path(name).parent.name)
     # bad input: one line, exit 2, nothing written
     assert deepconv(["data", "pack", str(small_tree), str(packed_dir)]) == 2
     assert deepconv(["data", "pack", str(tmp_path / "absent"), str(tmp_path / "out")]) == 2
@@ -108,6 +108,19 @@ def test_packed_shards_of_two_nodes_are_disjoint_and_complete(packed_dir, monkey
         assert not set(ranks[0]) & set(ranks[1])
         even = [shard(rank, 2, drop_last=True, epoch=epoch) for rank in (0, 1)]
         assert len(even[0]) == len(even[1]) == 40 and not set(even[0]) & set(even[1])
+
+
+def test_packed_statistics_in_two_processes_equal_one_and_the_folders(small_tree, packed_dir):
+    """The statistics of a pack, decoded by a pool of 2 processes, equal one process's and the folder's bit for bit."""
+    from deepconv_cli.data.packed import packed_stats
+    from deepconv_cli.data.stats import compute_stats
+
+    split = PackedSplit(packed_dir, "train", read_meta(packed_dir))
+    one, two = (packed_stats(split, 60, workers, progress=False, parallel_min=0) for workers in (0, 2))
+    files = [str(small_tree / "train" / name) for name, _ in split.samples]
+    folder = compute_stats(files, 60, progress=False)
+    for key in ("mean", "pca_eigval", "pca_eigvec", "pixels", "images"):
+        assert one[key] == two[key] == folder[key], key
 
 
 def test_packed_loader_resumes_mid_epoch(packed_dir):

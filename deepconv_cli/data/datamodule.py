@@ -164,7 +164,7 @@ class ImageFolderData(L.LightningDataModule):
             self.s_min, self.s_max, self.crop_size, self.flip, self.center_square))
         val = packed.PackedSplit(self.root, "val", self.packed, val_transform(self.test_scale, self.crop_size))
         if self.stats is None:
-            self.stats = packed.load_or_compute_stats(train, self.run_dir, self.stats_max_images)
+            self.stats = packed.load_or_compute_stats(train, self.run_dir, self.stats_max_images, self.num_workers)
         return train, val
 
     def _drop_bad_images(self, train: ImageTree, val: ImageTree) -> None:

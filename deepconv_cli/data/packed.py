@@ -12,7 +12,6 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -49,6 +48,34 @@ def read_meta(root: str | Path) -> dict:
     return meta
 
 
+class PackedItems:
+    """The images of one split by item index. The litdata reader opens on first use, in whichever process reads
+    (loader and statistics workers included), and is never pickled: sending this to a process costs its URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self._reader = url, None
+
+    def __getstate__(self) -> dict:
+        return {"url": self.url, "_reader": None}
+
+    def item(self, i: int) -> dict:
+        if self._reader is None:
+            import litdata
+
+            self._reader = litdata.StreamingDataset(self.url, shuffle=False, drop_last=False)
+        return self._reader[i]
+
+    def open_lazily(self, i: int) -> Image.Image:
+        """Item i as a lazily opened PIL image (what the folder path's loader returns for a file)."""
+        return Image.open(io.BytesIO(self.item(i)["image"]))
+
+    def open_rgb(self, i: int) -> Image.Image:
+        from deepconv_cli.data.images import decode_rgb
+
+        with self.open_lazily(i) as img:
+            return decode_rgb(img)
+
+
 class PackedSplit(Dataset):
     """One split of a pack as a map-style dataset: (transform(image), label); the litdata reader opens lazily, in
     whichever process reads (loader workers included). `samples` is [(relative name, label)] in item order."""
@@ -61,27 +88,16 @@ class PackedSplit(Dataset):
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         self.transform = transform
         self.skipped_links: list[str] = []
-        self._reader = None
+        self.items = PackedItems(self.url)
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_reader": None}
-
     def open_lazily(self, i: int) -> Image.Image:
-        """Item i as a lazily opened PIL image (what the folder path's loader returns for a file)."""
-        if self._reader is None:
-            import litdata
-
-            self._reader = litdata.StreamingDataset(self.url, shuffle=False, drop_last=False)
-        return Image.open(io.BytesIO(self._reader[i]["image"]))
+        return self.items.open_lazily(i)
 
     def open_rgb(self, i: int) -> Image.Image:
-        from deepconv_cli.data.images import decode_rgb
-
-        with self.open_lazily(i) as img:
-            return decode_rgb(img)
+        return self.items.open_rgb(i)
 
     def __getitem__(self, i: int):
         img = self.open_lazily(i)
@@ -138,29 +154,17 @@ def packed_train_set(root: str | Path, transform, seed: int, drop_last: bool):
     return PackedTrain(pack_path(str(root), "train"), shuffle=True, drop_last=drop_last, seed=seed)
 
 
-def packed_stats(split: PackedSplit, max_images: int) -> dict:
-    """Mean RGB and PCA eigenpairs exactly as data/stats.py computes them for the folder: the same images
-    (evenly spaced over the sorted names), pixels summed in float64 in the same order."""
-    from deepconv_cli.data.stats import CHUNK, evenly_spaced
+def packed_stats(split: PackedSplit, max_images: int, workers: int = 0, **kwargs) -> dict:
+    """Mean RGB and PCA eigenpairs exactly as data/stats.py computes them for the folder (the same images, evenly
+    spaced over the sorted names, the same float64 sums), decoded by `workers` processes."""
+    from deepconv_cli.data.stats import compute_stats
 
-    position = {name: i for i, (name, _) in enumerate(split.samples)}
-    chosen = evenly_spaced(sorted(position), max_images)
-    total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
-    for start in range(0, len(chosen), CHUNK):
-        t, o, c = np.zeros(3), np.zeros((3, 3)), 0
-        for name in chosen[start:start + CHUNK]:
-            px = np.asarray(split.open_rgb(position[name]), dtype=np.float64).reshape(-1, 3) / 255.0
-            t, o, c = t + px.sum(0), o + px.T @ px, c + len(px)
-        total, outer, count = total + t, outer + o, count + c
-    mean = total / count
-    eigval, eigvec = np.linalg.eigh(outer / count - np.outer(mean, mean))
-    order = eigval.argsort()[::-1]
-    return {"mean": (mean * 255).tolist(), "pca_eigval": eigval[order].clip(min=0).tolist(),
-            "pca_eigvec": eigvec[:, order].tolist(), "images": len(chosen), "pixels": int(count),
-            "dataset_files": len(split), "max_images": max_images}
+    index = {name: i for i, (name, _) in enumerate(split.samples)}
+    return compute_stats(list(index), max_images, workers=workers, opener=split.items.open_rgb, keys=index,
+                         **kwargs) | {"max_images": max_images}
 
 
-def load_or_compute_stats(train: PackedSplit, run_dir: Path | None, max_images: int) -> dict:
+def load_or_compute_stats(train: PackedSplit, run_dir: Path | None, max_images: int, workers: int = 0) -> dict:
     """`packed_stats`, cached next to a local pack (else in the run dir), keyed by the pack's index and limit."""
     import hashlib
 
@@ -176,7 +180,7 @@ def load_or_compute_stats(train: PackedSplit, run_dir: Path | None, max_images: 
         key = hashlib.sha1(Path(index).read_bytes()).hexdigest()
     candidates = ([] if is_url(train.url) else [Path(train.url) / "deepconv-stats.json"]) + (
         [run_dir / "packed-stats.json"] if run_dir else [])
-    return cached_stats(candidates, key, max_images, lambda: packed_stats(train, max_images))
+    return cached_stats(candidates, key, max_images, lambda: packed_stats(train, max_images, workers))
 
 
 def resumable_loader(dataset, **kwargs):

@@ -3,6 +3,7 @@
 import json
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -28,13 +29,13 @@ CHUNK = 32  # images per unit of work: sums are combined chunk by chunk in file 
 PARALLEL_MIN = 1000  # fewer images are summed in-process: starting a pool would cost more than it saves
 
 
-def _chunk_sums(paths: list[str]) -> tuple[np.ndarray, np.ndarray, int] | str:
-    """(sum of RGB, sum of RGB outer products, pixels) over `paths` in 0..1 units, or the first unreadable file's
-    one-line problem."""
+def _chunk_sums(paths: list, opener=open_rgb) -> tuple[np.ndarray, np.ndarray, int] | str:
+    """(sum of RGB, sum of RGB outer products, pixels) over the images `opener(path)` in 0..1 units, or the first
+    unreadable one's one-line problem."""
     total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
     for path in paths:
         try:
-            px = np.asarray(open_rgb(path), dtype=np.float64).reshape(-1, 3) / 255.0
+            px = np.asarray(opener(path), dtype=np.float64).reshape(-1, 3) / 255.0
         except UnreadableImage as e:
             return f"cannot read image {path}: {e} (training skips such files with --data.skip_bad_images)"
         total += px.sum(0)
@@ -44,14 +45,16 @@ def _chunk_sums(paths: list[str]) -> tuple[np.ndarray, np.ndarray, int] | str:
 
 
 def compute_stats(files: list[str], max_images: int = 10000, progress: bool = True, workers: int = 0,
-                  parallel_min: int = PARALLEL_MIN) -> dict:
+                  parallel_min: int = PARALLEL_MIN, opener=open_rgb, keys: dict | None = None) -> dict:
     """Per-pixel RGB mean (0..255) and covariance eigenpairs (0..1 units) over up to `max_images` images.
 
     Images are taken evenly spaced over the sorted list, so the result is deterministic. Every pixel of every
     chosen image counts once (sums kept in float64, added up in chunks of CHUNK images in file order, so the
-    number of `workers` decoding processes does not change a bit of the result).
+    number of `workers` decoding processes does not change a bit of the result). A packed split names its images
+    by file name and opens them by item index: `opener(keys[name])`, `opener` picklable for the workers.
     """
     chosen = evenly_spaced(sorted(files), max_images)
+    chosen = [keys[name] for name in chosen] if keys is not None else chosen
     chunks = [chosen[i : i + CHUNK] for i in range(0, len(chosen), CHUNK)]
     total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
     with Progress(disable=not progress, transient=True) as bar, ExitStack() as stack:
@@ -60,9 +63,9 @@ def compute_stats(files: list[str], max_images: int = 10000, progress: bool = Tr
             # spawn, not fork: the caller may hold CUDA or process-group threads
             pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("spawn")))
             stack.callback(pool.shutdown, cancel_futures=True)  # a bad image or ^C: drop the chunks not started
-            results = pool.map(_chunk_sums, chunks)
+            results = pool.map(partial(_chunk_sums, opener=opener), chunks)
         else:
-            results = map(_chunk_sums, chunks)
+            results = map(partial(_chunk_sums, opener=opener), chunks)
         for chunk, result in zip(chunks, results):
             if isinstance(result, str):
                 raise failure(result)

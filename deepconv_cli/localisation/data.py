@@ -167,7 +167,8 @@ class LocaliseData(L.LightningDataModule):
                                   min_cover=self.min_cover)
         self.val_set = BoxCrops(val, self.crop_size, self.s_min, self.s_max, test_scale=self.test_scale)
         if self.stats is None and self.pack is not None:  # all the pack's training images, as for classification
-            self.stats = packed.load_or_compute_stats(train[0].source, self.run_dir, self.stats_max_images)
+            self.stats = packed.load_or_compute_stats(train[0].source, self.run_dir, self.stats_max_images,
+                                                      self.num_workers)
         elif self.stats is None:
             files = [item.path for item in train]
             self.stats = load_or_compute(files, self.root / "train" / STATS_FILE, self.run_dir, self.stats_max_images)
