@@ -45,10 +45,6 @@ def same_scales(published: str, measured: str, crop: int) -> bool:
     return len(p) == len(m) and all(abs(a - b * 224 / crop) <= slack for a, b in zip(p, m))
 
 
-def member_key(config: str, train_s: str, test_q: str) -> str:
-    return f"{config}/{train_s}/{test_q}"
-
-
 def same_members(published: list[str], measured: list[dict], crop: int) -> bool:
     """A fusion's members (order free) against measured ones ({arch, train_s, test_q})."""
     if len(published) != len(measured):
