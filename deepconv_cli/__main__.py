@@ -58,6 +58,13 @@ def _main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print(f"deepconv {name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # an object store gone mid-run (data/storage.py): one line; anything else is a bug
+        from deepconv_cli.data.storage import fault
+
+        if (error := fault(e)) is None:
+            raise
+        print(f"deepconv {name}: error: {one_line(error)}", file=sys.stderr)
+        return error.code
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from deepconv_cli.compat.rich import column_room
+
 LOG_WIDTH = 200  # a log or a pipe without COLUMNS: print whole tables rather than fold them into rich's 80
 
 
@@ -42,11 +44,8 @@ def _plain(cell: object) -> str:
 
 def _words_fit(console: Console, table: Table) -> bool:
     """Whether the table, rendered at the console's width, shows every cell's longest word whole."""
-    options = console.options.update_width(console.width - table._extra_width)  # noqa: SLF001 - as rich lays out
-    widths = table._calculate_column_widths(console, options)  # noqa: SLF001
-    for index, (width, column) in enumerate(zip(widths, table.columns)):
+    for room, column in zip(column_room(console, table), table.columns):
         texts = [str(column.header), *(_plain(c) for c in column.cells)]
-        longest = max((len(word) for text in texts for word in text.split()), default=0)
-        if longest > width - table._get_padding_width(index):  # noqa: SLF001
+        if max((len(word) for text in texts for word in text.split()), default=0) > room:
             return False
     return True

@@ -4,12 +4,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from helpers import QUICKSTART_A, digits_subset
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.data.digits import write_digits
-
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
+from deepconv_cli.models.checkpoint import ModelMeta, save_model_checkpoint
+from deepconv_cli.models.vgg import VGG
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +57,21 @@ def ckpt_0_4(digits_0_4_and_5_9, tmp_path_factory) -> Path:
     )
     assert code == 0
     return run_dir / "best.ckpt"
+
+
+@pytest.fixture(scope="module")
+def small_tree(digits_dir, tmp_path_factory) -> Path:
+    """10 train + 5 val digits per class (helpers.train_args: 5 steps of 20 images an epoch); modules that need
+    another size define their own."""
+    return digits_subset(digits_dir, tmp_path_factory.mktemp("small"), 10, 5)
+
+
+@pytest.fixture(scope="module")
+def net_ckpt(tmp_path_factory) -> Path:
+    """A narrow VGG-A with fixed random weights for the digits' ten classes (descriptor properties hold for any)."""
+    torch.manual_seed(0)
+    classes = [str(i) for i in range(10)]
+    meta = ModelMeta(arch="A", num_classes=10, classes=classes, width=0.125, crop_size=32, s_min=36, s_max=36)
+    path = tmp_path_factory.mktemp("net") / "a.ckpt"
+    save_model_checkpoint(path, VGG("A", 10, 0.125, 32, init="glorot").eval(), meta)
+    return path

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import QUICKSTART_A
 from PIL import Image
 
 from deepconv_cli.__main__ import main as deepconv
@@ -13,8 +14,6 @@ from deepconv_cli.data import scan
 from deepconv_cli.data.datamodule import ImageFolderData
 from deepconv_cli.data.scan import SCAN_FILE, scan_images
 
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 BROKEN = ("truncated.jpg", "zero.jpg", "text.jpg")
 ODD_BUT_GOOD = ("cmyk.jpg", "grey.jpg", "rgba.png", "png_named.JPEG")
 

@@ -150,21 +150,17 @@ def test_train_benchmark_builds_the_loop_deepconv_train_builds(tmp_path, digits_
     bench = build_train_cli(bench_argv, None)
     train_argv_ = [a for a in train_argv("A", 0.125, 32, 10, 8, 5, torch.device("cpu"), tmp_path / "train",
                                          **settings) if not a.startswith(("--data.class_count", "--data.steps"))]
-    train = start([*train_argv_, f"--data.data_dir={digits_dir}"], "deepconv train")
-    try:
-        assert isinstance(bench.datamodule, SyntheticData)
-        assert [type(c) for c in bench.trainer.callbacks] == [TrainClock] + [type(c) for c in train.trainer.callbacks]
-        assert type(bench.model) is type(train.model)
-        assert bench.trainer.precision == train.trainer.precision == "bf16-mixed"
-        assert bench.model.channels_last is train.model.channels_last is True
-        assert bench.model.compile_model is train.model.compile_model is True
-        ours, theirs = (cli.model.configure_optimizers()["optimizer"] for cli in (bench, train))
-        assert type(ours) is type(theirs) and ours.defaults == theirs.defaults
-        assert type(bench.trainer.strategy) is type(train.trainer.strategy)
-        assert bench.trainer.accumulate_grad_batches == train.trainer.accumulate_grad_batches
-    finally:
-        bench.lock.release()
-        train.lock.release()
+    train = start([*train_argv_, f"--data.data_dir={digits_dir}"])  # builds only: the run folder's lock is fit's
+    assert isinstance(bench.datamodule, SyntheticData)
+    assert [type(c) for c in bench.trainer.callbacks] == [TrainClock] + [type(c) for c in train.trainer.callbacks]
+    assert type(bench.model) is type(train.model)
+    assert bench.trainer.precision == train.trainer.precision == "bf16-mixed"
+    assert bench.model.channels_last is train.model.channels_last is True
+    assert bench.model.compile_model is train.model.compile_model is True
+    ours, theirs = (cli.model.configure_optimizers()["optimizer"] for cli in (bench, train))
+    assert type(ours) is type(theirs) and ours.defaults == theirs.defaults
+    assert type(bench.trainer.strategy) is type(train.trainer.strategy)
+    assert bench.trainer.accumulate_grad_batches == train.trainer.accumulate_grad_batches
 
 
 def test_compare_train_needs_data(capsys):

@@ -1,23 +1,17 @@
 """A run directory tells the truth and keeps it: the stop after the learning-rate drops, a finished run stays
-finished, a smaller max_epochs is one line, history and best score survive resumes and moved folders, one
-training at a time, curves.png also after an interruption."""
+finished, a smaller max_epochs is one line, history and best score survive resumes and moved folders,
+curves.png also after an interruption (one training at a time: test_lifecycle.py)."""
 
 import csv
 import hashlib
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import digits_subset
+from helpers import QUICKSTART_A, digits_subset
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.training.callbacks import lr_drops
-
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +35,9 @@ def val_errors(run_dir: Path) -> dict[int, float]:
 
 
 def digest(run_dir: Path) -> dict[str, str]:
-    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(run_dir.iterdir()) if p.is_file()}
+    """The run's files (not .lock: each run that takes the lock writes its own pid and time there)."""
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(run_dir.iterdir())
+            if p.is_file() and p.name != ".lock"}
 
 
 def test_stops_at_the_plateau_after_the_last_drop_and_says_so_truly_then_stays_finished(tiny_tree, tmp_path, capsys):
@@ -107,24 +103,6 @@ def test_sigterm_writes_curves_and_the_resumed_run_keeps_every_epoch_once(tiny_t
     assert len(steps) == len(set(steps))  # no step logged twice across the resume
     assert sum(1 for r in table if r.get("val/top1_error")) == 3
     assert (run / "curves.png").is_file()
-
-
-def test_a_busy_run_directory_is_one_line_exit_1_and_a_dead_owner_is_ignored(tiny_tree, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert deepconv(args(tiny_tree, run, 1)) == 0
-    capsys.readouterr()
-    owner = subprocess.Popen(["sleep", "60"])
-    try:
-        (run / ".lock").write_text(f'{{"pid": {owner.pid}, "host": "{os.uname().nodename}", "since": "now"}}')
-        assert deepconv(args(tiny_tree, run, 1)) == 1
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and f"in use by another training (pid {owner.pid}" in err[0]
-    finally:
-        owner.send_signal(signal.SIGKILL)
-        owner.wait()
-    assert deepconv(args(tiny_tree, run, 1)) == 0  # the owner is dead: its lock is stale
-    assert "already finished" in capsys.readouterr().out
-    assert not (run / ".lock").exists()
 
 
 def test_curves_mark_the_learning_rate_drops():

@@ -126,7 +126,8 @@ def test_training_help_is_deepconvs_and_leads_with_its_own_options(command, caps
     out = capsys.readouterr().out
     assert out.startswith(f"usage: deepconv {command}") and "Lightning Trainer command line tool" not in out
     own = {"train": "--model.arch", "fine-tune": "--init_from", "localise fit": "--model.regression"}[command]
-    order = [out.index(k) for k in ("\nrun:", own, "--data.data_dir", f"deepconv {command} --help trainer")]
+    body = out.split("\n", 1)[1]  # after the usage line, which names a required option
+    order = [body.index(k) for k in ("\nrun:", own, "--data.data_dir", f"deepconv {command} --help trainer")]
     assert order == sorted(order)
     assert "--trainer.default_root_dir" in out and "--resume BOOL" in out and len(out.splitlines()) < 130
     assert "--trainer.accelerator " not in out.replace("--trainer.accelerator, ...", "")  # behind --help trainer
@@ -135,19 +136,19 @@ def test_training_help_is_deepconvs_and_leads_with_its_own_options(command, caps
 def test_training_help_lists_exactly_the_options_lightningcli_parses(capsys):
     import inspect
 
-    from deepconv_cli.cli import localise_fit, train_help
+    from deepconv_cli.cli import train_help
     from deepconv_cli.data.datamodule import ImageFolderData
     from deepconv_cli.localisation.data import LocaliseData
     from deepconv_cli.localisation.module import LocaliserModule
     from deepconv_cli.training.module import ClassifierModule
+    from deepconv_cli.training.options import FINE_TUNE, LOCALISE_FIT, TRAIN
 
-    for help_module, classes in ((train_help, (ClassifierModule, ImageFolderData)),
-                                 (localise_fit, (LocaliserModule, LocaliseData))):
+    for command, classes in ((TRAIN, (ClassifierModule, ImageFolderData)), (FINE_TUNE, (ClassifierModule,
+                             ImageFolderData)), (LOCALISE_FIT, (LocaliserModule, LocaliseData))):
         for section, cls in zip(("model", "data"), classes):
             parsed = {f"--{section}.{p}" for p in inspect.signature(cls.__init__).parameters if p != "self"}
-            parsed -= {f"--{k}" for k in help_module.LINKED}
-            assert {row[0] for row in train_help.class_options(section, help_module.SOURCES, help_module.LINKED)} \
-                == parsed
+            parsed -= {f"--{k}" for k in command.linked()}
+            assert {row[0] for row in train_help.class_options(command, section)} == parsed
 
 
 def test_version_and_bare_command(capsys):

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import EPOCHS, STEPS_PER_EPOCH, start_chain, state, train_args, train_recipe
 from lightning.pytorch.callbacks import Callback
-from test_faults import EPOCHS, STEPS_PER_EPOCH, small_tree, state, train_args  # noqa: F401 - small_tree: fixture
-from test_features import net_ckpt  # noqa: F401 - a fixture
-from test_reliability_recipe import start_chain, train_recipe
 
 from deepconv_cli.__main__ import main as deepconv
 
@@ -46,7 +44,7 @@ def ctrl_c(times: int) -> str:
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_the_step_exits_130_and_the_printed_command_resumes(small_tree, tmp_path, capsys):  # noqa: F811
+def test_ctrl_c_saves_the_step_exits_130_and_the_printed_command_resumes(small_tree, tmp_path, capsys):
     run_dir = tmp_path / "run"
     done = train([*train_args(small_tree, run_dir), ctrl_c(1)], tmp_path)
     assert done.returncode == 130, done.stderr[-2000:]
@@ -65,7 +63,7 @@ def test_ctrl_c_saves_the_step_exits_130_and_the_printed_command_resumes(small_t
 
 
 @pytest.mark.slow
-def test_a_second_ctrl_c_aborts_at_once_with_one_line(small_tree, tmp_path):  # noqa: F811
+def test_a_second_ctrl_c_aborts_at_once_with_one_line(small_tree, tmp_path):
     run_dir = tmp_path / "run"
     done = train([*train_args(small_tree, run_dir), ctrl_c(2)], tmp_path)
     assert done.returncode == 130, done.stderr[-2000:]
@@ -75,7 +73,7 @@ def test_a_second_ctrl_c_aborts_at_once_with_one_line(small_tree, tmp_path):  # 
 
 
 @pytest.mark.slow
-def test_ctrl_c_to_recipe_run_stops_its_stage_saved_and_exits_130(small_tree, tmp_path):  # noqa: F811
+def test_ctrl_c_to_recipe_run_stops_its_stage_saved_and_exits_130(small_tree, tmp_path):
     recipe = train_recipe(tmp_path, small_tree)
     run_dir = tmp_path / "runs" / "a"
     proc, _ = start_chain(recipe, run_dir / "last.ckpt")
@@ -92,7 +90,7 @@ def test_ctrl_c_to_recipe_run_stops_its_stage_saved_and_exits_130(small_tree, tm
 
 
 @pytest.mark.slow
-def test_ctrl_c_to_features_is_one_line_130_and_the_rerun_resumes(net_ckpt, digits_dir, tmp_path, capsys):  # noqa: F811
+def test_ctrl_c_to_features_is_one_line_130_and_the_rerun_resumes(net_ckpt, digits_dir, tmp_path, capsys):
     out = tmp_path / "f.safetensors"
     parts = out.with_name(out.name + ".parts")
     args = ["features", "--ckpt", str(net_ckpt), "--data", str(digits_dir / "val"), "--out", str(out),
@@ -112,7 +110,8 @@ def test_ctrl_c_to_features_is_one_line_130_and_the_rerun_resumes(net_ckpt, digi
     assert f"resumed: {finished} of 23 chunks were already written" in capsys.readouterr().out
 
 
-def test_ctrl_c_during_the_data_scan_is_one_line_130(small_tree, tmp_path, capsys, monkeypatch):  # noqa: F811
+@pytest.mark.slow
+def test_ctrl_c_during_the_data_scan_is_one_line_130(small_tree, tmp_path, capsys, monkeypatch):
     """Ctrl-C before training starts (the bad-image scan and statistics in prepare_data) is one line and exit 130,
     not Lightning's KeyboardInterrupt banner and exit 1; nothing is saved."""
     from deepconv_cli.data.datamodule import ImageFolderData
@@ -126,7 +125,7 @@ def test_ctrl_c_during_the_data_scan_is_one_line_130(small_tree, tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_ctrl_c_to_data_pack_is_one_line_130_and_the_rerun_finishes_the_same_pack(small_tree, tmp_path):  # noqa: F811
+def test_ctrl_c_to_data_pack_is_one_line_130_and_the_rerun_finishes_the_same_pack(small_tree, tmp_path):
     """Ctrl-C in a terminal reaches the whole process group, litdata's packing processes included: one line, exit
     130 (litdata alone exits 0 with a traceback per process), no OUT; the same command again gives the pack an
     uninterrupted run gives, item for item."""

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from helpers import free_port
+from helpers import QUICKSTART_A, free_port
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.data.distributed import UnpaddedDistributedSampler, gather_by_index
@@ -20,8 +20,6 @@ from deepconv_cli.data.folder import ImageTree
 from deepconv_cli.data.transforms import val_transform
 from deepconv_cli.models.checkpoint import load_model, read_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 BATCH = 20  # the whole training set: one optimisation step sees every image whatever the split
 
 
@@ -50,6 +48,7 @@ def last_row_with(metrics: Path, key: str) -> dict:
     return rows[-1]
 
 
+@pytest.mark.slow
 def test_ddp_step_equals_single_process_step_and_validates_each_image_once(one_batch_tree, tmp_path):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert deepconv(one_step_args(one_batch_tree, single)) == 0

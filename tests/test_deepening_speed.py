@@ -3,9 +3,12 @@
 import csv
 from pathlib import Path
 
+import pytest
+from helpers import QUICKSTART_A
+
 from deepconv_cli.__main__ import main as deepconv
 
-QUICKSTART_A = Path(__file__).resolve().parents[1] / "recipes" / "quickstart" / "vgg_a.yaml"
+pytestmark = pytest.mark.slow  # 8 epochs of narrow E, twice (~3.5 min on 2 idle cores)
 EPOCHS = 8
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import QUICKSTART_A
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.benchmarks.loader import natural_image
@@ -17,8 +18,6 @@ from deepconv_cli.data.datamodule import ImageFolderData
 from deepconv_cli.data.device_decode import DeferredBatch, DeferredTrainCrop, JpegCrop, collate, resize_boxes
 from deepconv_cli.data.images import open_lazily
 from deepconv_cli.data.transforms import train_transform
-
-QUICKSTART_A = Path(__file__).resolve().parents[1] / "recipes" / "quickstart" / "vgg_a.yaml"
 
 
 def _jpeg(tmp_path: Path, width: int, height: int, seed: int = 0) -> Path:

@@ -31,6 +31,7 @@ def rows(tmp_path: Path, argv: list[str], devices: int, capsys) -> list[dict]:
     return [{k: r[k] for k in KEYS} for r in json.loads(out.read_text())]
 
 
+@pytest.mark.slow
 def test_two_processes_on_uneven_shards_give_the_one_device_table(trained_ckpt, digits_dir, tmp_path, capsys):
     other = random_ckpt(tmp_path / "random.ckpt")
     argv = ["--ckpt", str(trained_ckpt), "--ckpt", str(other), "--data", str(digits_dir / "val"), "--limit", "51",
@@ -55,6 +56,7 @@ def test_bad_device_counts_are_one_line_usage_errors(args, message, tmp_path, ca
     assert len(err) == 1 and message in err[0], err
 
 
+@pytest.mark.slow
 def test_a_bad_image_in_another_process_is_one_line_and_no_result(digits_dir, tmp_path, capsys):
     ckpt = random_ckpt(tmp_path / "a.ckpt")
     val = tmp_path / "val"

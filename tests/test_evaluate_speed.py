@@ -6,19 +6,21 @@ import pytest
 import torch
 
 from deepconv_cli.__main__ import main as deepconv
-from deepconv_cli.evaluation.precision import as_input, resolve_precision
 from deepconv_cli.evaluation.runner import evaluate
+from deepconv_cli.models.precision import as_input, resolve_precision
 
 
-def test_auto_precision_is_fp32_on_cpu_and_unknown_names_are_refused():
-    cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == "fp32"
-    assert resolve_precision("bf16", cpu) == "bf16"
+def test_evaluation_resolves_precision_as_training_does():
+    """One resolver: evaluate's auto/bf16/fp32 become the Lightning names training's Trainer gets."""
+    assert resolve_precision("auto", "cpu", False, False) == resolve_precision("auto", "cpu", True, True) == "32-true"
+    assert resolve_precision("auto", "cuda", True, True) == "bf16-mixed"
+    assert resolve_precision("auto", "cuda", True, False) == "32-true"
+    assert resolve_precision("bf16", "cpu", False, False) == "bf16-mixed"
+    assert resolve_precision("fp32", "cuda", True, True) == "32-true"
     assert as_input(torch.zeros(1, 3, 4, 4, dtype=torch.uint8)).dtype == torch.float32
-    with pytest.raises(ValueError, match="fp16"):
-        resolve_precision("fp16", cpu)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_top1_is_within_a_tenth_of_a_point_of_fp32(trained_ckpt, digits_dir):
     """1,000 digits (the 359 val images and 641 spread over train/), dense at 3 scales with flips, under CPU bf16
     autocast and in fp32: 0.1 point is one image.

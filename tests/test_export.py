@@ -1,4 +1,5 @@
-"""Exports: ONNX, TorchScript and safetensors give PyTorch's dense scores, carry the metadata, and verify themselves."""
+"""Exports: ONNX, torch.export (.pt2), TorchScript and safetensors give PyTorch's dense scores, carry the metadata,
+and verify themselves."""
 
 import copy
 import json
@@ -16,7 +17,7 @@ from deepconv_cli.export.torchscript_io import write_torchscript
 from deepconv_cli.models.checkpoint import ModelMeta, load_model, save_model_checkpoint
 from deepconv_cli.models.init import init_weights
 
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt", "safetensors": ".safetensors"}
 TOL = 1e-4  # max |exported - PyTorch| <= TOL * max(1, max |score|), as export's own check
 
 
@@ -85,6 +86,26 @@ def test_torchscript_fresh_load_equals_pytorch_and_carries_metadata(ckpt, export
             assert close(loaded(x), model(x))
 
 
+def test_pt2_is_an_exported_program_with_dynamic_size_equal_to_pytorch(ckpt, exported, tmp_path, capsys):
+    """torch.export.load alone runs the .pt2: at the crop (a 1 x 1 score map, which torch.export treats apart) and
+    at larger non-square sizes and batches; it carries the metadata, and predict reads it like a checkpoint."""
+    model, meta = load_model(ckpt)
+    extra = {"deepconv": "", "fixed_size": ""}
+    program = torch.export.load(str(exported["pt2"]), extra_files=extra)
+    assert isinstance(program, torch.export.ExportedProgram)
+    assert json.loads(extra["deepconv"]) == meta.to_dict() and extra["fixed_size"] == "false"
+    with torch.no_grad():
+        for x in (images(1, 3, 224, 224), images(3, 3, 256, 331), images(1, 3, 225, 224)):
+            ref = model(x)
+            assert close(program.module()(x), ref) and ref.std() > 0.1
+    image = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (240, 260, 3), np.uint8)).save(image)
+    for path in (ckpt, exported["pt2"]):
+        out = tmp_path / f"{path.suffix}.json"
+        assert deepconv(["predict", "--ckpt", str(path), str(image), "--json", str(out)]) == 0
+    assert json.loads((tmp_path / ".pt2.json").read_text()) == json.loads((tmp_path / ".ckpt.json").read_text())
+
+
 def test_fixed_size_onnx_takes_only_crops_and_matches(ckpt, tmp_path):
     out = tmp_path / "fixed.onnx"
     assert deepconv(["export", "--ckpt", str(ckpt), "--format", "onnx", "--fixed-size", "--out", str(out)]) == 0
@@ -123,7 +144,7 @@ def test_failed_verification_exits_1_and_leaves_old_file_untouched(ckpt, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vgg.pt"]  # no temporary file left behind
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "safetensors", "ckpt"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "torchscript", "safetensors", "ckpt"])
 def test_truncated_or_garbage_artefact_is_one_line_error_exit_1(ckpt, exported, tmp_path, capsys, fmt):
     good = ckpt if fmt == "ckpt" else exported[fmt]
     suffix = good.suffix

@@ -10,29 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import digits_subset
+from helpers import EPOCHS, STEPS_PER_EPOCH, state, train_args
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.training.faults import AtomicCheckpointIO, resume_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
-EPOCHS, STEPS_PER_EPOCH = 4, 5  # 100 training images, batch 20
-
-
-@pytest.fixture(scope="module")
-def small_tree(digits_dir, tmp_path_factory) -> Path:
-    return digits_subset(digits_dir, tmp_path_factory.mktemp("small"), 10, 5)
-
-
-def train_args(data: Path, run_dir: Path, epochs: int = EPOCHS) -> list[str]:
-    return ["train", "-c", str(QUICKSTART_A), f"--data.data_dir={data}", f"--trainer.default_root_dir={run_dir}",
-            "--data.batch_size=20", "--data.num_workers=0", f"--trainer.max_epochs={epochs}",
-            "--trainer.num_sanity_val_steps=0", "--trainer.enable_progress_bar=false"]
-
-
-def state(ckpt: Path) -> dict:
-    return torch.load(ckpt, map_location="cpu", weights_only=False)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +23,7 @@ def uninterrupted(small_tree, tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_kill9_then_rerun_resumes_to_the_uninterrupted_result(small_tree, uninterrupted, tmp_path, capsys):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "deepconv_cli", *train_args(small_tree, run_dir)]
@@ -64,6 +46,7 @@ def test_kill9_then_rerun_resumes_to_the_uninterrupted_result(small_tree, uninte
         assert torch.equal(b["state_dict"][name], weight), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
 def test_stop_signal_saves_the_step_and_exits_143_then_resumes(small_tree, tmp_path, capsys, signum):
     run_dir = tmp_path / "run"
@@ -82,6 +65,7 @@ def test_stop_signal_saves_the_step_and_exits_143_then_resumes(small_tree, tmp_p
         assert (done["epoch"], done["global_step"]) == (EPOCHS - 1, EPOCHS * STEPS_PER_EPOCH)
 
 
+@pytest.mark.slow
 def test_truncated_last_checkpoint_is_reported_and_the_previous_one_used(small_tree, uninterrupted, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(uninterrupted, run_dir)
@@ -109,6 +93,7 @@ def test_checkpoint_write_that_fails_leaves_the_old_file_whole(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     small_tree, uninterrupted, tmp_path, capsys
 ):

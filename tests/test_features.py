@@ -21,19 +21,8 @@ from deepconv_cli.features.retrieval import query_descriptor
 from deepconv_cli.features.store import read_features
 from deepconv_cli.models.checkpoint import ModelMeta, load_model, save_model_checkpoint
 from deepconv_cli.models.registry import build, registry
-from deepconv_cli.models.vgg import VGG
 
 CLASSES = [str(i) for i in range(10)]
-
-
-@pytest.fixture(scope="module")
-def net_ckpt(tmp_path_factory):
-    """A narrow VGG-A with fixed random weights (the properties below hold for any weights)."""
-    torch.manual_seed(0)
-    meta = ModelMeta(arch="A", num_classes=10, classes=CLASSES, width=0.125, crop_size=32, s_min=36, s_max=36)
-    path = tmp_path_factory.mktemp("net") / "a.ckpt"
-    save_model_checkpoint(path, VGG("A", 10, 0.125, 32, init="glorot").eval(), meta)
-    return path
 
 
 def noise(h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -109,6 +98,7 @@ def test_interrupted_run_resumes_without_recomputing(net_ckpt, digits_dir, tmp_p
     assert read_features(out).paths == fresh.paths
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_skips_finished_chunks(net_ckpt, digits_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "f.safetensors"
     parts = out.with_name(out.name + ".parts")

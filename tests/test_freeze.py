@@ -1,12 +1,10 @@
 """`deepconv fine-tune --freeze PATTERN`: the matching layers keep their weights, the others train."""
 
-from pathlib import Path
 
 import torch
+from helpers import QUICKSTART_A
 
 from deepconv_cli.__main__ import main as deepconv
-
-QUICKSTART_A = Path(__file__).resolve().parents[1] / "recipes" / "quickstart" / "vgg_a.yaml"
 
 
 def test_freeze_features_trains_only_the_fc_layers(trained_ckpt, digits_dir, tmp_path):

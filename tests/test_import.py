@@ -98,7 +98,7 @@ def test_import_mistakes_are_one_line_errors(vgg11, tmp_path, capsys):
     cases = [
         (["--arch", "D", weights], 1),  # the weights are vgg11 (A)
         (["--from", "timm", weights], 1),  # torchvision names, not timm's
-        ([str(bn)], 1),  # batch-norm variant
+        ([str(bn)], 1),  # vgg11_bn names holding 1-element tensors: no convolution to map
         ([str(truncated)], 1),
         ([str(tmp_path / "missing.pth")], 2),
         (["--classes", str(short), weights], 2),  # 2 names for 1000 classes

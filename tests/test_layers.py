@@ -5,17 +5,18 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "deepconv_cli"
-# lowest first; the package itself (deepconv_cli/__init__.py: the version) is with errors and files
+# lowest first; the package itself (deepconv_cli/__init__.py: the version) is with errors and files; compat/ holds
+# the library behaviour without a public API (one module per library)
 LAYERS = [
-    ["errors", "files", "tables"],
+    ["compat", "errors", "files", "tables"],
     ["data", "models"],
     ["training", "evaluation"],
     ["export", "features", "localisation", "benchmarks", "recipes"],
     ["cli"],
     ["__main__"],
 ]
-DRAWN = "errors, files, tables → data, models → training, evaluation → export, features, localisation, benchmarks, " \
-    "recipes → cli → __main__"
+DRAWN = "compat, errors, files, tables → data, models → training, evaluation → export, features, localisation, " \
+    "benchmarks, recipes → cli → __main__"
 
 
 def module_name(path: Path) -> str:

@@ -8,17 +8,18 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import QUICKSTART_A
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.data.datamodule import ImageFolderData
 from deepconv_cli.data.packed import PackedSplit, read_meta
 
 REPO = Path(__file__).resolve().parents[1]
-QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +125,10 @@ def test_packed_statistics_in_two_processes_equal_one_and_the_folders(small_tree
 
 
 def test_packed_loader_resumes_mid_epoch(packed_dir):
-    """StreamingDataLoader's state after k batches gives a fresh loader the batch the first would have drawn next."""
-    dm = ImageFolderData(str(packed_dir), s_min=8, s_max=8, crop_size=8, batch_size=8, num_workers=0)
+    """StreamingDataLoader's state after k batches gives a fresh loader the batch the first would have drawn next,
+    with 2 workers in this process (after the in-process pack, whose litdata left the spawn start method set: the
+    dataset must pickle)."""
+    dm = ImageFolderData(str(packed_dir), s_min=8, s_max=8, crop_size=8, batch_size=8, num_workers=2)
     dm.setup("fit")
     loader = dm.train_dataloader()
     seen = iter(loader)
@@ -228,3 +231,114 @@ def test_two_torchrun_nodes_on_packed_data_equal_one_process(small_tree, tmp_pat
     header = rows[0].split(",")
     images = [r.split(",")[header.index("val/images")] for r in rows[1:] if r.split(",")[header.index("val/images")]]
     assert float(images[-1]) == 20
+
+
+def _one_error(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    return lines[0]
+
+
+def test_a_damaged_pack_is_one_line_naming_the_file(packed_dir, tmp_path, capsys):
+    """A truncated or missing chunk, or a bad index.json: train, evaluate and features stop at once with one line
+    naming the file (exit 1), before any training or evaluation."""
+    lenet = ["train", "-c", str(REPO / "recipes" / "quickstart" / "lenet5.yaml"), f"--data.data_dir={packed_dir}",
+             f"--trainer.default_root_dir={tmp_path / 'lenet'}", "--trainer.max_steps=1", "--data.num_workers=0",
+             "--trainer.enable_progress_bar=false", "--trainer.num_sanity_val_steps=0"]
+    assert deepconv(lenet) == 0
+    trained_ckpt = tmp_path / "lenet" / "last.ckpt"
+    import time
+
+    index = json.loads((packed_dir / "train" / "index.json").read_text())
+    chunk = index["chunks"][0]["filename"]
+    damages = {"truncated": lambda p: (p / "train" / chunk).write_bytes((p / "train" / chunk).read_bytes()[:100]),
+               "missing": lambda p: (p / "val" / chunk).unlink(),
+               "index": lambda p: (p / "train" / "index.json").write_text('{"chunks": [')}
+    for name, damage in damages.items():
+        pack = tmp_path / name
+        shutil.copytree(packed_dir, pack)
+        damage(pack)
+        capsys.readouterr()
+        started = time.monotonic()
+        assert deepconv(_train_args(pack, tmp_path / f"run-{name}")) == 1
+        assert deepconv(["evaluate", "--ckpt", str(trained_ckpt), "--data", str(pack), "--num_workers", "0"]) == 1
+        assert deepconv(["features", "--ckpt", str(trained_ckpt), "--data", str(pack / "val"), "--num_workers", "0",
+                         "--out", str(tmp_path / "f.safetensors")]) == 1
+        assert time.monotonic() - started < 60
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert len(errors) == 3 and all("damaged pack: " in line for line in errors), errors
+        assert all(str(pack / ("val" if name == "missing" else "train")) in line for line in errors), errors
+        assert not (tmp_path / f"run-{name}" / "last.ckpt").exists() and not (tmp_path / "f.safetensors").exists()
+
+
+def test_a_pack_resumed_after_its_source_changed_is_refused_then_restarted(small_tree, tmp_path, monkeypatch, capsys):
+    """Interrupted after train/, the source loses images and the options change: the rerun is one line (exit 1),
+    never a mix; --restart packs the new source from the beginning, every label matching its chunk."""
+    import litdata
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    shutil.copytree(small_tree, src)
+    optimize = litdata.optimize
+
+    def interrupted_at_val(fn, inputs, output_dir, **kwargs):
+        if Path(output_dir).name == "val":
+            raise KeyboardInterrupt
+        return optimize(fn, inputs, output_dir=output_dir, **kwargs)
+
+    monkeypatch.setattr(litdata, "optimize", interrupted_at_val)
+    assert deepconv(["data", "pack", str(src), str(out), "--workers", "1", "--max_side", "6"]) == 130
+    monkeypatch.setattr(litdata, "optimize", optimize)
+    for f in sorted((src / "train" / "4").iterdir())[:5]:
+        f.unlink()
+    capsys.readouterr()
+    args = ["data", "pack", str(src), str(out), "--workers", "1", "--max_side", "7"]
+    assert deepconv(args) == 1
+    assert "made from other source files or options" in _one_error(capsys.readouterr().err)
+    assert not out.exists()
+    assert deepconv([*args, "--restart"]) == 0
+    meta = read_meta(out)
+    assert meta["max_side"] == 7 and len(meta["splits"]["train"]["labels"]) == 75  # 80 - 5 deleted
+    for split in ("train", "val"):
+        data = PackedSplit(out, split, meta)
+        assert [data.items.item(i)["label"] for i in range(len(data))] == data.targets
+        assert all(min(data.open_rgb(i).size) <= 7 for i in range(len(data)))
+
+
+def test_pack_out_is_resolved_and_checked_before_any_work(small_tree, tmp_path, capsys, monkeypatch):
+    """A symlink to an empty folder is packed into (through the link); `.`, a folder inside SRC, a place under a
+    file are refused with one line (exit 2) before anything is written."""
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    assert deepconv(["data", "pack", str(small_tree), str(tmp_path / "link"), "--workers", "1"]) == 0
+    assert len(read_meta(tmp_path / "link")["splits"]["val"]["labels"]) == 40 and (tmp_path / "link").is_symlink()
+    (tmp_path / "file").write_text("x")
+    monkeypatch.chdir(tmp_path / "target")
+    for out, why in ((".", "is the current folder"), (str(small_tree / "train" / "packed"), "inside the source"),
+                     (str(tmp_path / "file" / "packed"), "is not a folder")):
+        capsys.readouterr()
+        before = sorted(p.name for p in tmp_path.iterdir())
+        assert deepconv(["data", "pack", str(small_tree), out, "--workers", "1"]) == 2
+        assert why in _one_error(capsys.readouterr().err)
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not (small_tree / "train" / "packed").exists()
+
+
+@pytest.mark.slow
+def test_two_packs_into_one_out_give_one_pack_and_one_refusal(small_tree, tmp_path, capsys):
+    out = tmp_path / "pack"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.Popen([sys.executable, "-m", "deepconv_cli", "data", "pack", str(small_tree), str(out),
+                              "--workers", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    staging = tmp_path / ".pack.packing"
+    deadline = time.monotonic() + 120
+    while not staging.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert first.poll() is None, "the first pack finished before the second started"
+    assert deepconv(["data", "pack", str(small_tree), str(out), "--workers", "1"]) == 1
+    assert "another `deepconv data pack` is writing" in _one_error(capsys.readouterr().err)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+    meta = read_meta(out)
+    data = PackedSplit(out, "train", meta)
+    assert len(data) == 80 and [data.items.item(i)["label"] for i in range(80)] == data.targets

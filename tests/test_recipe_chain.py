@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from deepconv_cli.__main__ import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +28,7 @@ def write_chain(tmp_path: Path, digits_dir: Path) -> Path:
     return recipe
 
 
+@pytest.mark.slow
 def test_killed_chain_resumes_the_interrupted_stage_only(tmp_path, digits_dir):
     recipe = write_chain(tmp_path, digits_dir)
     runs = tmp_path / "runs"

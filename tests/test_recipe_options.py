@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import QUICKSTART_A
 
 from deepconv_cli.__main__ import main as deepconv
-
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 
 
 def write_recipe(tmp_path: Path, train_args: list[str], eval_args: list[str]) -> Path:

@@ -6,47 +6,20 @@ import json
 import os
 import shlex
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import digits_subset
+from helpers import QUICKSTART_A, digits_subset, start_chain, train_recipe
 
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.recipes.runner import load_recipe
-
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 
 
 @pytest.fixture(scope="module")
 def small_tree(digits_dir, tmp_path_factory) -> Path:
     return digits_subset(digits_dir, tmp_path_factory.mktemp("small"), 6, 2)
-
-
-def train_recipe(tmp_path: Path, data: Path, epochs: int = 60) -> Path:
-    args = [f"--data.data_dir={data}", "--data.num_workers=0", "--data.batch_size=20",
-            "--trainer.num_sanity_val_steps=0", "--trainer.enable_progress_bar=false", f"--trainer.max_epochs={epochs}"]
-    recipe = tmp_path / "chain.yaml"
-    recipe.write_text(f"run_root: {tmp_path / 'runs'}\nstages:\n"
-                      f"  - name: a\n    command: train\n    config: {QUICKSTART_A}\n    args: {json.dumps(args)}\n")
-    return recipe
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -57,19 +30,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def start_chain(recipe: Path, wait_for: Path) -> tuple[subprocess.Popen, int]:
-    """The runner, started in its own session, once its stage has written `wait_for`; and the stage's pid."""
-    proc = subprocess.Popen([sys.executable, "-m", "deepconv_cli", "recipe", "run", str(recipe)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 400
-    while not wait_for.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.stderr.read()[-2000:]
-    stage = children(proc.pid)
-    assert len(stage) == 1
-    return proc, stage[0]
-
-
+@pytest.mark.slow
 def test_sigterm_to_the_runner_stops_its_stage_saved_and_exits_143(small_tree, tmp_path):
     recipe = train_recipe(tmp_path, small_tree)
     run_dir = tmp_path / "runs" / "a"
@@ -86,6 +47,7 @@ def test_sigterm_to_the_runner_stops_its_stage_saved_and_exits_143(small_tree, t
     assert not (run_dir / ".stage-done").exists()
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_runner_takes_its_stage_with_it(small_tree, tmp_path):
     recipe = train_recipe(tmp_path, small_tree)
     proc, stage = start_chain(recipe, tmp_path / "runs" / "a" / "config.yaml")

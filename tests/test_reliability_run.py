@@ -9,15 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import digits_subset
+from helpers import QUICKSTART_A, digits_subset
 
 from deepconv_cli import files
 from deepconv_cli.__main__ import main as deepconv
 from deepconv_cli.files import staged_file, write_text_atomically
 from deepconv_cli.training.faults import AtomicCheckpointIO, resume_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART_A = REPO / "recipes" / "quickstart" / "vgg_a.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +123,7 @@ class Evil:
         return (os.system, ("echo pwned",))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # a foreign TorchScript file, made here
 @pytest.mark.parametrize("kind", ["onnx", "pickle", "torchscript"])
 def test_foreign_files_as_checkpoints_never_suggest_unsafe_loading(tmp_path, capsys, kind):
     if kind == "onnx":

@@ -3,19 +3,18 @@
 import csv
 import math
 import time
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from helpers import QUICKSTART_A
 from torch.utils.data import DataLoader, Dataset
 
 from deepconv_cli.__main__ import main as deepconv
+from deepconv_cli.models.precision import resolve_precision
 from deepconv_cli.training.module import ClassifierModule
-from deepconv_cli.training.speed import DeepconvTrainer, mfu, peak_tflops, resolve_precision
+from deepconv_cli.training.speed import DeepconvTrainer, mfu, peak_tflops
 from deepconv_cli.training.throughput import EpochThroughput
-
-QUICKSTART_A = Path(__file__).resolve().parents[1] / "recipes" / "quickstart" / "vgg_a.yaml"
 
 
 class _NoScheduler(ClassifierModule):

@@ -36,3 +36,26 @@ def test_labels_csv_marks_difficult_images(tmp_path):
     assert label_names(table) == ["cat", "dog"]
     assert label_matrix(["a.jpg", "b.jpg", "c.jpg"], table, ["cat", "dog"], "test").tolist() == [[1, -1], [0, 1],
                                                                                                    [-1, 0]]
+
+
+def test_voc2007_thresholds_are_matlabs_colon_so_recall_on_0_6_and_0_7_keeps_its_point():
+    """The issue's case: 10 positives ranked + + + - + + + - + - - + - + + - - - - -, recall lands exactly on
+    0.3 (rank 3), 0.6 (rank 7) and 0.7 (rank 9). The devkit's `0:0.1:1` has 0.3 = 0.30000000000000004 (so 3/10
+    misses it) but 0.6 and 0.7 exact: 0.83694; np.linspace's 0.6000000000000001 and 0.7000000000000001 give 0.81962."""
+    from deepconv_cli.features.voc_ap import THRESHOLDS
+
+    ranks = "+ + + - + + + - + - - + - + + - - - - -".split()
+    gt = np.array([1 if r == "+" else -1 for r in ranks])
+    scores = np.linspace(1, 0, len(ranks))
+    assert THRESHOLDS[3] == 0.30000000000000004 and THRESHOLDS[6] == 0.6 and THRESHOLDS[7] == 0.7
+    assert round(voc_average_precision(scores, gt, "voc2007"), 5) == 0.83694
+    # interpolated precision per threshold: recall 3/10 (rank 3, precision 1) is below 0.30000000000000004, so that
+    # threshold takes 6/7 (rank 7); recall 0.6 (rank 7) and 0.7 (rank 9) reach their thresholds: 6/7 and 7/9
+    # (exact decimals would give 1 at 0.3; linspace 7/9 at 0.6 and 2/3 at 0.7)
+    assert voc_average_precision(scores, gt, "voc2007") == pytest.approx((3 + 4 * 6 / 7 + 7 / 9 + 3 * 2 / 3) / 11)
+
+
+def test_tied_scores_keep_the_input_order_as_the_devkits_stable_sort():
+    # a negative listed before a tied positive ranks first, costing precision (MATLAB's sort is stable)
+    assert voc_average_precision(np.array([0.5, 0.5]), np.array([-1, 1]), "voc2010") == pytest.approx(0.5)
+    assert voc_average_precision(np.array([0.5, 0.5]), np.array([1, -1]), "voc2010") == pytest.approx(1.0)

@@ -31,11 +31,12 @@ How a subcommand is declared (the one command style, issue 11 item 4):
    without running anything; `recipe run` checks every pending stage with it before the first one starts.
 
 `train`, `fine-tune` and `localise fit` are LightningCLI (jsonargparse too): the same spelling rule and one-line
-errors. Their `--help` (cli/train_help.py) lists deepconv's own options first, read from the module's and data's
-sources without importing Lightning; `--help trainer` is LightningCLI's full help. Before Lightning is imported
-they look only at `-c`, `--data.data_dir`, `--init_from` and the `--model.*`/`--data.*` names (cli/train.py), so
-a mistyped path or option answers in a fraction of a second; everything else is LightningCLI's parse. The run
-itself (run directory, lock, resume, threads, the fit) is training/run.py's: `cli/` only parses and calls.
+errors. Their options are declared once (training/options.py), read by LightningCLI's parser and, before
+Lightning is imported, by `--help` (cli/train_help.py: deepconv's own options first, the module's and data's read
+from their sources) and by `precheck` (cli/train.py: config files, data folder, checkpoint, `--model.*`/`--data.*`
+names, architecture, required options), so a mistyped path or option answers in a fraction of a second;
+everything else is LightningCLI's parse; `--help trainer` is LightningCLI's full help. The run itself (threads,
+the fit; the lock, resume and finished state in training/lifecycle.py) is training/'s: `cli/` only parses and calls.
 """
 
 from deepconv_cli.cli.options import parse_options, run_function

@@ -229,6 +229,8 @@ def gpu(out: str | None = None, size: str = "full", allow_cpu: bool = False, dat
     """
     if not out:
         raise usage("deepconv benchmark gpu needs --out DIR (where gpu.json and gpu.md go)")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise usage(f"--out {out} is a file: give a folder (gpu.json, gpu.md and the JPEGs go in it)")
     if size not in ("full", "tiny"):
         raise usage(f"--size must be full or tiny, got {size!r}")
     if workers is not None:

@@ -1,7 +1,11 @@
 """`deepconv data digits|digit-boxes OUT`: a built-in dataset as an ImageFolder tree; `data voc` and `data caltech`:
-the VGG paper's Appendix B datasets as folders `deepconv features` reads; `data pack`: litdata chunks."""
+the VGG paper's Appendix B datasets as folders `deepconv features` reads (`data box-actions`: a tree with boxes in
+VOC's action layout); `data pack`: litdata chunks."""
 
 from pathlib import Path
+from typing import Literal
+
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 
 from deepconv_cli.cli.options import parse_function, run_function
 from deepconv_cli.data.digits import is_complete, write_digits
@@ -27,24 +31,54 @@ def digits(out: str, exist_ok: bool = False) -> None:
     print(f"wrote {counts['train']} training and {counts['val']} validation images of 10 classes to {target}")
 
 
-def voc(root: str, out: str, split: str = "trainval") -> None:
+def voc(root: str, out: str, split: str = "trainval",
+        task: Literal["classification", "action"] = "classification") -> None:
     """A PASCAL VOC split (VOCdevkit/VOC2007: JPEGImages/, ImageSets/Main/<class>_<split>.txt) as OUT/<split>/
     (links to the images) and OUT/labels.csv (`cat:difficult` for an image with only difficult cats), for
     `deepconv features --data OUT/<split>` then `deepconv linear-svm --labels OUT/labels.csv --ap voc2007`.
+    With --task action (VOC-2012, Table 12: ImageSets/Action/<split>.txt, each person's <bndbox> and <actions>):
+    OUT/<split>/, OUT/boxes.csv and OUT/labels.csv with one row per person, for `deepconv features --data
+    OUT/<split> --boxes OUT/boxes.csv --region image+box`.
 
     Args:
         root: the VOC<year> folder, or a folder holding it (or VOCdevkit/).
-        out: folder to write into; run once per split (train, val, trainval, test), the CSV accumulates.
-        split: the ImageSets/Main split name.
+        out: folder to write into; run once per split (train, val, trainval, test), the CSVs accumulate.
+        split: the ImageSets/Main (or ImageSets/Action) split name.
+        task: classification (20 object classes, per image) or action (11 action classes, per person).
     """
+    if task == "action":
+        from deepconv_cli.data.actions import write_action_layout
+        from deepconv_cli.data.voc import read_voc_actions
+
+        images, persons = write_action_layout(out, split, read_voc_actions(root, split))
+        print(f"linked {images} images of {split} into {Path(out) / split}; {persons} people with their boxes and "
+              f"actions in {Path(out) / 'boxes.csv'} and {Path(out) / 'labels.csv'}")
+        return
     from deepconv_cli.data.voc import write_voc
 
     n = write_voc(root, out, split)
     print(f"linked {n} images of {split} into {Path(out) / split}; labels in {Path(out) / 'labels.csv'}")
 
 
-def caltech(root: str, out: str, splits: int = 3, train_per_class: int = 30, test_per_class: int = 50,
-            seed: int = 0) -> None:
+def box_actions(src: str, out: str, split: str = "train") -> None:
+    """An image tree with boxes (SRC/<split>/<class>/, SRC/boxes/<class>/<stem>.xml, as `data digit-boxes`
+    writes) in the action layout of `data voc --task action`: each box a "person", its object's name (the digit)
+    its action. Table 12's laptop-scale form: the whole canvas (setting i) or canvas and digit box (setting ii).
+
+    Args:
+        src: the tree, e.g. a digit-boxes folder.
+        out: folder to write into (OUT/<split>/ links, OUT/boxes.csv, OUT/labels.csv); run once per split.
+        split: the sub-folder of SRC to convert (train or val).
+    """
+    from deepconv_cli.data.actions import tree_persons, write_action_layout
+
+    images, persons = write_action_layout(out, split, tree_persons(src, split))
+    print(f"linked {images} images of {split} into {Path(out) / split}; {persons} boxes with their labels in "
+          f"{Path(out) / 'boxes.csv'} and {Path(out) / 'labels.csv'}")
+
+
+def caltech(root: str, out: str, splits: PositiveInt = 3, train_per_class: PositiveInt = 30,
+            test_per_class: NonNegativeInt = 50, seed: int = 0) -> None:
     """Seeded random splits of a Caltech folder (one folder per class) as OUT/split<i>/{train,val}/<class>/
     (links): Caltech-101 as in the VGG paper = 3 splits of 30 training and up to 50 test images per class;
     Caltech-256 = --train_per_class 60 --test_per_class 0 (the rest).
@@ -59,14 +93,16 @@ def caltech(root: str, out: str, splits: int = 3, train_per_class: int = 30, tes
     """
     from deepconv_cli.data.voc import write_caltech
 
-    for i, (n_train, n_test) in enumerate(write_caltech(root, out, splits, train_per_class, test_per_class, seed)):
+    counts = write_caltech(root, out, int(splits), int(train_per_class), int(test_per_class), seed)
+    for i, (n_train, n_test) in enumerate(counts):
         print(f"split {i}: {n_train} training and {n_test} test images in {Path(out) / f'split{i}'}")
 
 
-def pack(src: str, out: str, max_side: int = 0, workers: int = 0, boxes: str | None = None) -> None:
+def pack(src: str, out: str, max_side: int = 0, workers: int = 0, boxes: str | None = None,
+         restart: bool = False) -> None:
     """Pack an ImageFolder tree (SRC/train and SRC/val) into litdata chunks that train, evaluate, stats, features
     and localise read with --data.data_dir OUT (or --data OUT). Resumable: run the same command again after an
-    interruption.
+    interruption (from the same source files and options; --restart starts over).
 
     Args:
         src: folder holding train/ and val/, one sub-folder of images per class.
@@ -77,6 +113,8 @@ def pack(src: str, out: str, max_side: int = 0, workers: int = 0, boxes: str | N
         boxes: box annotations packed with their images, for `localise fit|evaluate` on the pack: a folder of
             <class>/<image stem>.xml (PASCAL VOC) or a CSV of path,class,x0,y0,x1,y1 (default: SRC/boxes when it
             exists). Boxes follow a --max_side re-encode.
+        restart: delete an interrupted pack of OUT and start over (needed when the source files or the options
+            changed since the interruption: such a pack is never continued).
     """
     if max_side < 0 or workers < 0:
         from deepconv_cli.errors import usage
@@ -84,7 +122,7 @@ def pack(src: str, out: str, max_side: int = 0, workers: int = 0, boxes: str | N
         raise usage("--max_side and --workers must be 0 or more")
     from deepconv_cli.data.packing import pack as pack_tree
 
-    meta = pack_tree(src, out, max_side, workers, boxes)
+    meta = pack_tree(src, out, max_side, workers, boxes, restart)
     counts = {split: len(meta["splits"][split]["labels"]) for split in meta["splits"]}
     print(f"packed {counts['train']} training and {counts['val']} validation images of {len(meta['classes'])} "
           f"classes into {out}" + (f" ({len(meta['bad'])} bad file(s) left out, listed above)" if meta["bad"] else ""))
@@ -95,8 +133,8 @@ def pack(src: str, out: str, max_side: int = 0, workers: int = 0, boxes: str | N
               + (f" ({bad} bad annotation(s) left out, listed above)" if bad else ""))
 
 
-# the first word chooses: digits, digit-boxes (localisation/digit_boxes.py), voc, caltech, pack (data/packing.py)
-DATASETS = [digits, digit_boxes, voc, caltech, pack]
+# the first word chooses: digits, digit-boxes (localisation/digit_boxes.py), voc, box-actions, caltech, pack
+DATASETS = [digits, digit_boxes, voc, box_actions, caltech, pack]
 
 
 def parse(argv: list[str]) -> dict:

@@ -79,6 +79,8 @@ def _run(ckpt, data, method, scales, flip, limit, batch_size, workers, device, s
 
     rows = run_evaluation(ckpt, data, method, scales, flip, limit, batch_size, workers, device,
                           skip_bad_images=skip_bad_images, precision=precision, devices=devices)
+    for r in rows:
+        r["limit"] = limit  # `deepconv report` sets a partial set apart from the paper's full one
     show(table(rows, f"{data}: top-1 / top-5 error"))
     spread = f" (spread over {devices} processes)" if devices > 1 else ""
     print(f"{rows[0]['images']} images, each counted exactly once{spread}")

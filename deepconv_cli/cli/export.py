@@ -1,4 +1,4 @@
-"""`deepconv export --ckpt X --format onnx|torchscript|safetensors`: write a verified, self-describing artefact."""
+"""`deepconv export --ckpt X --format onnx|pt2|torchscript|safetensors`: write a verified, self-describing artefact."""
 
 import importlib
 from pathlib import Path
@@ -8,7 +8,7 @@ from deepconv_cli.cli.options import parse_options
 from deepconv_cli.errors import usage
 from deepconv_cli.files import existing_file, staged_file
 
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt", "safetensors": ".safetensors"}
 
 
 def _lazy(module: str, name: str):
@@ -21,13 +21,14 @@ def _lazy(module: str, name: str):
 
 
 WRITERS = {"onnx": _lazy("deepconv_cli.export.onnx_io", "write_onnx"),
+           "pt2": _lazy("deepconv_cli.export.torch_export_io", "write_torch_export"),
            "torchscript": _lazy("deepconv_cli.export.torchscript_io", "write_torchscript"),
            "safetensors": _lazy("deepconv_cli.export.safetensors_io", "write_safetensors")}
 
 
 def export(
     ckpt: str,
-    format: Literal["onnx", "torchscript", "safetensors"] = "onnx",
+    format: Literal["onnx", "pt2", "torchscript", "safetensors"] = "onnx",
     out: str | None = None,
     fixed_size: bool = False,
 ) -> Path:
@@ -40,13 +41,15 @@ def export(
 
     Args:
         ckpt: a deepconv .ckpt (from train, fine-tune or import) or a .safetensors export.
-        format: onnx (dynamic batch, height, width), torchscript (traced), or safetensors (weights + metadata).
-        out: output file (default: the checkpoint's name with .onnx, .pt or .safetensors).
-        fixed_size: onnx/torchscript only: a crop_size x crop_size classifier (FC layers as
+        format: onnx (dynamic batch, height, width), pt2 (a torch.export ExportedProgram, dynamic batch, height,
+            width), torchscript (traced; torch marks torch.jit deprecated in favour of torch.export: prefer pt2
+            where the reader allows), or safetensors (weights + metadata).
+        out: output file (default: the checkpoint's name with .onnx, .pt2, .pt or .safetensors).
+        fixed_size: onnx/pt2/torchscript only: a crop_size x crop_size classifier (FC layers as
             matrix products) instead of the dense graph.
     """
     if fixed_size and format == "safetensors":
-        raise usage("--fixed_size applies to onnx and torchscript exports; safetensors holds weights only")
+        raise usage("--fixed_size applies to onnx, pt2 and torchscript exports; safetensors holds weights only")
     existing_file(ckpt, "model file")  # before torch is imported: a mistyped path answers in a second
     from deepconv_cli.export.artefact import load_artefact, load_network
     from deepconv_cli.export.verify import TOLERANCE, verify

@@ -20,6 +20,8 @@ def features(
     num_workers: int = 2,
     device: str = "auto",
     precision: Literal["fp32", "bf16"] = "fp32",
+    boxes: str | None = None,
+    region: Literal["image", "box", "image+box"] = "image",
 ) -> None:
     """Image descriptors as in the VGG paper's Appendix B, for linear SVMs (`deepconv linear-svm`) and retrieval
     (`deepconv similar`).
@@ -29,6 +31,8 @@ def features(
     horizontally flipped image's. Scales are averaged (D values) or stacked (D x scales); the result is
     L2-normalised. Several --ckpt are fused late by stacking their (L2-normalised) descriptors. Chunks of images
     are written to OUT.parts/ as they finish: re-running the same command after an interruption resumes.
+    With --boxes (VOC-2012 actions, Table 12) each row is one person: the descriptor of the whole image (--region
+    image, setting i), of the box's crop (box) or both stacked (image+box, setting ii).
 
     Args:
         data: a folder of class sub-folders (labels from the folders) or a flat folder of images (no labels;
@@ -47,6 +51,10 @@ def features(
         device: cpu, cuda, cuda:1, ... (default: cuda when available).
         precision: fp32, or bf16 to run the networks under bfloat16 autocast (as `evaluate --precision`; fp32 by
             default so that descriptor files agree across devices).
+        boxes: a CSV of people (`person,x0,y0,x1,y1`, person = `<image>#<object>`, the image relative to the CSV's
+            folder), as `deepconv data voc --task action` writes: one descriptor per person whose image is in DATA.
+        region: with --boxes: image (the whole image), box (the box's crop, the same dense multi-scale
+            descriptor) or image+box (both, each L2-normalised, stacked and normalised again).
     """
     from deepconv_cli.evaluation.scales import parse_scales
     from deepconv_cli.features.extract import extract_features
@@ -54,14 +62,15 @@ def features(
 
     feats, computed = extract_features(data, out, ckpt, parse_scales(scales) if scales else None, aggregate, flip,
                                        raw_pixels, batch_size, chunk_size, num_workers, device,
-                                       precision == "bf16")
+                                       precision == "bf16", boxes=boxes, region=region)
     chunks = -(-len(feats.paths) // chunk_size)
     if computed < chunks:
         print(f"resumed: {chunks - computed} of {chunks} chunks were already written, {computed} computed now")
     what = "raw pixels" if raw_pixels else " + ".join(net_name(n["arch"]) for n in feats.settings["networks"])
     labels = f"{len(feats.classes)} classes" if feats.classes else "no labels"
-    how = what if raw_pixels else f"{what}, {aggregate}"
-    print(f"wrote {out}: {len(feats.paths)} images x {feats.dim} values ({how}, {labels})")
+    how = (what if raw_pixels else f"{what}, {aggregate}") + (f", region {region}" if boxes else "")
+    rows = "boxes" if boxes else "images"
+    print(f"wrote {out}: {len(feats.paths)} {rows} x {feats.dim} values ({how}, {labels})")
 
 
 def parse(argv: list[str]) -> dict:

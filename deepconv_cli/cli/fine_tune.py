@@ -11,11 +11,17 @@ Optimizer, scheduler and epoch counters start fresh: this is initialisation, not
 interrupted after its first checkpoint resumes from RUN_DIR/last.ckpt like `train` does.
 """
 
-from deepconv_cli.cli.train import option_values, start
 from deepconv_cli.cli.train import parse as parse_training
-from deepconv_cli.cli.train_help import wants_help
+from deepconv_cli.cli.train import start
 from deepconv_cli.errors import usage
 from deepconv_cli.files import existing_file
+from deepconv_cli.training.options import FINE_TUNE, INIT_FROM
+
+SUMMARY = (
+    "Train a network initialised from a trained checkpoint (VGG section 3.1: deepening A -> B..E, S=256 -> 384 -> "
+    "[256,512]; or the same architecture on new classes); everything `deepconv train` accepts is accepted. "
+    "Optimizer, scheduler and epoch counters start "
+    "fresh; an interrupted run resumes from RUN_DIR/last.ckpt like `train`.")
 
 
 def copy_table(rows, target: str, source: str, path: str):
@@ -31,43 +37,21 @@ def copy_table(rows, target: str, source: str, path: str):
     return table
 
 
-def freeze_alias(argv: list[str]) -> list[str]:
-    """`--freeze PATTERN` spelled as the model option it is, `--model.freeze=PATTERN`."""
-    out, i = [], 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--freeze" and i + 1 < len(argv):
-            out.append(f"--model.freeze={argv[i + 1]}")
-            i += 2
-            continue
-        out.append("--model.freeze=" + arg.split("=", 1)[1] if arg.startswith("--freeze=") else arg)
-        i += 1
-    return out
-
-
 def parse(argv: list[str]):
     """The configuration `main` trains with (see train.parse); --init_from is required."""
-    argv = freeze_alias(argv)
-    config = parse_training(argv, "deepconv fine-tune", fine_tune=True)
-    if not config.get("init_from"):
-        raise usage("fine-tune needs --init_from CKPT (a trained deepconv checkpoint)")
+    config = parse_training(argv, FINE_TUNE)
+    if not config.get("init_from"):  # a -c config may give it
+        raise usage(INIT_FROM.required)
     return config
 
 
 def main(argv: list[str]) -> int:
-    argv = freeze_alias(argv)
-    given = option_values(argv, "--init_from", "--init-from")
-    asks_only = wants_help(argv) or any(a.startswith("--print_config") for a in argv)
-    if not given and not asks_only and not option_values(argv, "-c", "--config"):
-        raise usage("fine-tune needs --init_from CKPT (a trained deepconv checkpoint)")
-    for path in given:
-        existing_file(path, "checkpoint")  # before Lightning is imported
-    cli = start(argv, "deepconv fine-tune", fine_tune=True)
+    cli = start(argv, FINE_TUNE, SUMMARY)
     if cli is None:
         return 0
     init_from, init_layers = cli.config.get("init_from"), cli.config.get("init_layers")
-    if not init_from:
-        raise usage("fine-tune needs --init_from CKPT (a trained deepconv checkpoint)")
+    if not init_from:  # a -c config may give it
+        raise usage(INIT_FROM.required)
     existing_file(init_from, "checkpoint")
     from deepconv_cli.models.checkpoint import load_model
     from deepconv_cli.models.deepen import initialise_from

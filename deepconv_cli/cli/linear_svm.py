@@ -58,8 +58,8 @@ def linear_svm(
         folds: cross-validation folds on the training split for choosing C.
         seed: seed of the random splits and folds.
         json_file: (--json) also write the rows as JSON (mean, std and per-split scores in percent).
-        dataset: the dataset's name recorded in the JSON (VOC-2007, VOC-2012, Caltech-101, Caltech-256), which
-            `deepconv report` matches against the VGG paper's Table 11.
+        dataset: the dataset's name recorded in the JSON (VOC-2007, VOC-2012, Caltech-101, Caltech-256; digit-boxes
+            for Table 12's laptop form), which `deepconv report` matches against the VGG paper's Tables 11 and 12.
         ap: mean AP as the VOC devkit computes it: voc2007 (11-point interpolated) or voc2010 (area under the
             monotone precision envelope, VOC-2010 and later), or sklearn (non-interpolated); labels marked
             `cat:difficult` in the CSV are left out of that class's AP (and count as positives in training).
@@ -83,13 +83,17 @@ def linear_svm(
 
     table = read_label_csv(labels) if labels else None
     results = []
+    caltech = {"splits": splits, "per_class": per_class, "test_per_class": test_per_class}
     for name in features:
         feats = read_features(name)
-        results.append((random_splits(name, feats, splits, per_class, test_per_class, grid, folds, seed), feats))
+        results.append((random_splits(name, feats, splits, per_class, test_per_class, grid, folds, seed), feats,
+                        caltech))
     for tr, te in zip(train, test):
-        feats = read_features(tr)
-        results.append((fixed_split(tr, feats, te, read_features(te), table, grid, folds, seed, ap), feats))
-    rows = [{**r.to_dict(), **made_by(feats.settings, dataset, ap if table else None)} for r, feats in results]
+        feats, test_feats = read_features(tr), read_features(te)
+        split = {"split": Path(str(test_feats.settings.get("data", ""))).name}  # the test images' folder: val, test
+        results.append((fixed_split(tr, feats, te, test_feats, table, grid, folds, seed, ap), feats, split))
+    rows = [{**r.to_dict(), **made_by(feats.settings, dataset, ap if table else None), **how}
+            for r, feats, how in results]
     show(rows)
     if json_file:
         write_text_atomically(json_file, json.dumps(rows, indent=1) + "\n")
@@ -97,10 +101,12 @@ def linear_svm(
 
 
 def made_by(settings: dict, dataset: str | None, ap: str | None) -> dict:
-    """What `deepconv report` matches a row on: the networks (arch, crop, scales), the scale pooling, the dataset."""
-    nets = [{"arch": n["arch"], "crop": n.get("crop_size", 224), "test_q": ",".join(map(str, n["scales"]))}
-            for n in settings.get("networks") or []]
-    return {"dataset": dataset, "networks": nets, "aggregate": settings.get("aggregate"), "ap": ap}
+    """What `deepconv report` matches a row on: the networks (arch, crop, scales), the scale pooling, the dataset,
+    the task (action: one row per person of a boxes file, Table 12) and its setting (image, box or image+box)."""
+    nets = [{"arch": n["arch"], "crop": n.get("crop_size", 224), "test_q": ",".join(map(str, n["scales"])),
+             "train_s": n.get("train_s")} for n in settings.get("networks") or []]
+    task = {"task": "action" if settings.get("boxes") else "classification", "setting": settings.get("region", "image")}
+    return {"dataset": dataset, "networks": nets, "aggregate": settings.get("aggregate"), "ap": ap, **task}
 
 
 def show(rows: list[dict]) -> None:

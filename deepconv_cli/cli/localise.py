@@ -78,7 +78,8 @@ def evaluate(
                          parse_scales(classifier_scales) if classifier_scales else None, topk, merge_iou,
                          skip_bad_images, limit, device, offsets, flip, classifier_method)
     table = Table(title=f"{data}: localisation error ({protocol}, IoU > 0.5)")
-    keys = [k for k in rows[0] if k not in ("protocol", "members", "crop", "classifiers", "classifier_q", "arch")]
+    hidden = ("protocol", "members", "crop", "classifiers", "classifier_q", "classifier_s", "arch", "classes")
+    keys = [k for k in rows[0] if k not in hidden]
     for key in keys:
         table.add_column(key.replace("_", " "), justify="right" if isinstance(rows[0][key], float | int) else "left")
     for r in rows:
@@ -86,7 +87,8 @@ def evaluate(
     show(table)
     print(f"{rows[0]['images']} images, each counted exactly once" + (f"; left out: {left_out}" if left_out else ""))
     if json_file:
-        write_text_atomically(json_file, json.dumps({"protocol": protocol, "results": rows}, indent=1) + "\n")
+        settings = {"protocol": protocol, "limit": limit, "offsets": offsets, "flip": flip}  # what `report` checks
+        write_text_atomically(json_file, json.dumps({**settings, "results": rows}, indent=1) + "\n")
     return rows
 
 

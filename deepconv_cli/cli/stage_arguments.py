@@ -2,7 +2,7 @@
 
 A stage's arguments go through exactly what `deepconv COMMAND` parses them with: the typed function signature
 (cli/options.py) of evaluate, export, predict, compare and data; LightningCLI's parser for train, fine-tune and
-localise fit, with nothing instantiated (training/run.py ParseOnly); the localise evaluate/predict parsers.
+localise fit, parse-only (training/run.py `build_cli(parse_only=True)`); the localise evaluate/predict parsers.
 So a misspelt option or a wrong type in the last stage is answered, with the stage's name and the nearest option,
 before the first stage runs. Paths are not checked here: `checks.problems` knows which ones earlier stages write.
 """

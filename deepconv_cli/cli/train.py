@@ -1,136 +1,107 @@
 """`deepconv train`: LightningCLI's fit with the paper's defaults (training/run.py), entered cheaply.
 
-`--help` and mistyped paths are answered before torch and Lightning are imported (seconds instead of a minute
-on a busy machine); on a CPU without `-c` the command says what it is about to train and where the CPU-sized
-recipe is.
+`precheck` answers from the command's declaration (training/options.py, and its classes' `__init__` options read by
+cli/train_help.py), before torch and Lightning are imported: a missing config file, data folder or checkpoint, an
+unknown model or data option (the nearest one suggested), an unknown architecture (on the command line or in a -c
+config), a required option that neither the command line nor a -c config gives. It
+returns the command line spelled as LightningCLI parses it: hidden aliases and dashed names rewritten by
+cli/options.py's `normalise_argv`, the rewriting every other subcommand's options go through.
 """
 
 from pathlib import Path
 
-from deepconv_cli.cli.train_help import LINKED, SOURCES, class_options, train_help, wants_help
+from deepconv_cli.cli.options import OneLineParser, normalise_argv
+from deepconv_cli.cli.train_help import class_options, train_help, wants_help
 from deepconv_cli.errors import one_line_usage, usage
-from deepconv_cli.files import is_url
-
-QUICKSTART = "recipes/quickstart/vgg_a.yaml"
-
-
-def option_values(argv: list[str], *names: str) -> list[str]:
-    """Every value given on the command line for any of `names` (`--x V` or `--x=V`)."""
-    values = []
-    for i, arg in enumerate(argv):
-        name, eq, value = arg.partition("=")
-        if name in names:
-            if eq:
-                values.append(value)
-            elif i + 1 < len(argv):
-                values.append(argv[i + 1])
-    return values
+from deepconv_cli.files import existing_file, is_url
+from deepconv_cli.training.options import TRAIN, Option, TrainingCommand
 
 
-def check_paths(argv: list[str]) -> None:
-    """Config files and a data folder named on the command line exist (checked before Lightning is imported)."""
-    for config in option_values(argv, "-c", "--config"):
-        if not Path(config).is_file():
-            raise usage(f"config file not found: {config}")
-    for data in option_values(argv, "--data.data_dir", "--data.data-dir"):
-        if not Path(data).is_dir() and not is_url(data):  # packed data by URL
-            raise usage(f"data_dir not found: {data} (expected a folder with train/ and val/)")
+def _check_path(option: Option, value: str) -> None:
+    if option.path == "config" and not Path(value).is_file():
+        raise usage(f"config file not found: {value}")
+    if option.path == "folder" and not Path(value).is_dir() and not is_url(value):  # packed data by URL
+        raise usage(f"{option.name.rsplit('.', 1)[-1]} not found: {value} (expected a folder with train/ and val/)")
+    if option.path == "checkpoint":
+        existing_file(value, "checkpoint")
 
 
-def check_option_names(argv: list[str], prog: str, sources: dict[str, tuple[str, str]] = SOURCES,
-                       linked: set[str] = LINKED) -> None:
-    """--model.* and --data.* names checked against the classes' sources (before Lightning is imported)."""
-    for section in ("model", "data"):
-        known = [row[0] for row in class_options(section, sources, linked)] + [f"--{key}" for key in linked]
-        if len(known) == len(linked):  # the source could not be read: LightningCLI will check
-            continue
-        for arg in argv:
-            name = "--" + arg.partition("=")[0][2:].replace("-", "_")
-            if name.startswith(f"--{section}.") and name not in known:
-                raise one_line_usage(ValueError(f"unrecognized arguments: {name}"), known, prog)
-
-
-def config_arch(path: str) -> str | None:
-    """`model.arch` (or `model.init_args.arch`) of a YAML config, if it names one."""
+def config_value(path: str, key: str) -> object:
+    """The value of a dotted `key` (`model.arch`, also under `init_args`) in a YAML config; None when absent."""
     import yaml
 
     try:
-        model = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("model") or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        node = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None  # LightningCLI reports what is wrong with the file
-    arch = model.get("arch", (model.get("init_args") or {}).get("arch")) if isinstance(model, dict) else None
-    return arch if isinstance(arch, str) else None
+    for part in key.split("."):
+        if isinstance(node, dict) and part not in node and isinstance(node.get("init_args"), dict):
+            node = node["init_args"]
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
-def check_arch_names(argv: list[str]) -> None:
-    """`--model.arch` given on the command line or in a -c config names a registered architecture; a typo is one
-    line with a suggestion, exit 2 (instead of jsonargparse's list of every allowed name)."""
-    configs = [config_arch(c) for c in option_values(argv, "-c", "--config")]
-    names = [n for n in configs if n] + option_values(argv, "--model.arch")
-    if names:
+def precheck(argv: list[str], command: TrainingCommand = TRAIN, paths: bool = True) -> list[str]:
+    """`argv` checked against `command`'s declared options and spelled as LightningCLI parses it (see the module
+    docstring). `paths=False` leaves paths unchecked: a recipe's earlier stages may write them."""
+    declared = {o.name: o for o in command.all_checked()}
+    sections = {s: [row[0][2:] for row in class_options(command, s)] for s in command.sources}
+    names = [n for rows in sections.values() for n in rows]
+    names += [n for n in declared if n != "config" and n not in names]
+    kinds = {f"--{n}": "bool" if n in declared and declared[n].type is bool else "other" for n in names}
+    aliases = {a: f"--{o.name}" for o in declared.values() for a in o.aliases if a.startswith("--")}
+    argv = normalise_argv(argv, kinds, aliases)
+    parser = OneLineParser(prog=command.prog, add_help=False)
+    parser.add_argument("-c", "--config", action="append", default=[])
+    for name in names:
+        parser.add_argument(f"--{name}", action="append", default=[])
+    given, rest = parser.parse_known_args(argv)
+    for section, known in sections.items():  # --trainer.* and Lightning's own options are LightningCLI's to check
+        unknown = [a.partition("=")[0] for a in rest if a.startswith(f"--{section}.") and known]
+        if unknown:
+            raise one_line_usage(ValueError(f"unrecognized arguments: {unknown[0]}"), [f"--{n}" for n in known],
+                                 command.prog)
+    for name, option in declared.items():
+        values = getattr(given, name)
+        if paths and option.path:
+            for value in values:
+                _check_path(option, value)
+        if option.required and not values and not any(config_value(c, name) for c in given.config) \
+                and not any(a.startswith("--print_config") for a in argv):
+            raise usage(option.required)
+    archs = [config_value(c, "model.arch") for c in given.config] + getattr(given, "model.arch", [])
+    archs = [a for a in archs if isinstance(a, str)]
+    if archs:
         from deepconv_cli.models.registry import check_arch
 
-        for name in names:
+        for name in archs:
             check_arch(name)
+    return argv
 
 
-def cpu_note(cli, argv: list[str]) -> str | None:
-    """What a config-less run on a CPU is about to do, and the recipe that suits a CPU."""
-    if option_values(argv, "-c", "--config") or not cli.on_cpu():
-        return None
-    meta, data = cli.model.meta, cli.datamodule
-    params = sum(p.numel() for p in cli.model.parameters())
-    from deepconv_cli.models.registry import get_spec
-
-    title = get_spec(meta.arch).display_name
-    return (f"note: no -c config: training {title} at width {meta.width:g} ({params / 1e6:.1f} M parameters)"
-            f" on {data.crop_size}px crops, batch {data.batch_size}, on the CPU; full-width nets take minutes per"
-            f" step here. For a CPU-sized run: deepconv train -c {QUICKSTART} (or the whole chain: deepconv recipe"
-            " run recipes/quickstart.yaml)")
-
-
-def start(argv: list[str], prog: str, fine_tune: bool = False):
-    """Help, path checks, then the LightningCLI (imported only now)."""
+def start(argv: list[str], command: TrainingCommand = TRAIN, summary: str = ""):
+    """Help, the pre-checks, then the LightningCLI (imported only now)."""
     asked = wants_help(argv)
     if asked == "short":
-        print(train_help(prog, FINE_TUNE_OPTIONS if fine_tune else None, FINE_TUNE_SUMMARY if fine_tune else ""))
+        print(train_help(command, summary))
         return None
-    check_paths(argv)
-    check_option_names(argv, prog)
-    check_arch_names(argv)
+    argv = ["--help"] if asked == "full" else precheck(argv, command)
     from deepconv_cli.training.run import build_cli
 
-    cli = build_cli(["--help"] if asked == "full" else argv, prog=prog, fine_tune=fine_tune)
-    note = cpu_note(cli, argv)
-    if note and cli.trainer.is_global_zero and not any(a.startswith("--print_config") for a in argv):
-        print(note)
-    return cli
+    return build_cli(argv, command)
 
 
-FINE_TUNE_SUMMARY = (
-    "Train a network initialised from a trained checkpoint (VGG section 3.1: deepening A -> B..E, S=256 -> 384 -> "
-    "[256,512]; or the same architecture on new classes); everything `deepconv train` accepts is accepted. "
-    "Optimizer, scheduler and epoch counters start "
-    "fresh; an interrupted run resumes from RUN_DIR/last.ckpt like `train`.")
-FINE_TUNE_OPTIONS = [
-    ("--init_from CKPT", "the trained checkpoint (a shallower net for deepening, or the same architecture); required"),
-    ("--init_layers paper|all", ("paper: A's first four convs + three FCs into the same positions (default when the "
-                                "architectures differ); all: every layer (default for the same architecture)")),
-]
-
-
-def parse(argv: list[str], prog: str = "deepconv train", fine_tune: bool = False):
+def parse(argv: list[str], command: TrainingCommand = TRAIN):
     """The configuration `main` trains with, parsed by LightningCLI's own parser (config files and types checked);
     nothing is built, seeded or read, and paths are not checked (a recipe's earlier stages may write them)."""
-    check_option_names(argv, prog)
-    check_arch_names(argv)
+    argv = precheck(argv, command, paths=False)
     from deepconv_cli.training.run import build_cli
 
-    return build_cli(argv, prog=prog, fine_tune=fine_tune, parse_only=True).config
+    return build_cli(argv, command, parse_only=True).config
 
 
 def main(argv: list[str]) -> int:
-    cli = start(argv, "deepconv train")
+    cli = start(argv)
     if cli is not None:
         from deepconv_cli.training.fit import fit
 

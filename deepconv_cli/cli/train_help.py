@@ -1,10 +1,10 @@
 """`--help` of the training commands (train, fine-tune, localise fit) in about a second: deepconv's own options first.
 
-The model's and the data's options are the `__init__` parameters (and docstring `Args:`) of the command's
-LightningModule and LightningDataModule (ClassifierModule and ImageFolderData; LocaliserModule and LocaliseData);
-they are read from the source files with `ast`, so the help cannot drift from what LightningCLI parses, and neither
-torch nor Lightning is imported. `--help trainer` (or `--help full`) prints LightningCLI's complete help,
-Lightning's Trainer options included.
+A command's options are its declaration (training/options.py: the same records LightningCLI adds to its parser),
+and the `__init__` parameters (and docstring `Args:`) of its LightningModule and LightningDataModule, read from the
+source files with `ast` (this module is the only reader of that source), so the help cannot drift from what
+LightningCLI parses, and neither torch nor Lightning is imported. `--help trainer` (or `--help full`) prints
+LightningCLI's complete help, Lightning's Trainer options included.
 """
 
 import ast
@@ -12,25 +12,18 @@ import importlib.util
 import textwrap
 from pathlib import Path
 
-SOURCES = {"model": ("deepconv_cli.training.module", "ClassifierModule"),
-           "data": ("deepconv_cli.data.datamodule", "ImageFolderData")}
-LINKED = {"model.num_classes", "model.classes", "model.crop_size"}  # set from the data; not options of their own
-TITLES = {"model": "model (the network and its optimisation)",
-          "data": "data (an ImageFolder tree: DATA_DIR/train and DATA_DIR/val)"}
-RUN_OPTIONS = [
-    ("-c, --config FILE", ("a YAML recipe with any of the options below (recipes/quickstart/vgg_a.yaml trains on a"
-                          " CPU in about a minute; recipes/imagenet/*.yaml are the paper's)")),
+from deepconv_cli.training.options import Option, TrainingCommand
+
+CONFIG_HELP = ("-c, --config FILE", ("a YAML recipe with any of the options below (recipes/quickstart/vgg_a.yaml trains"
+                                     " on a CPU in about a minute; recipes/imagenet/*.yaml are the paper's)"))
+LIGHTNING_OPTIONS = [  # LightningCLI's own options that a training run is steered by
     ("--print_config", "print the resolved configuration (every option and its value) and exit"),
     ("--trainer.default_root_dir DIR", ("the run directory: best.ckpt, last.ckpt, metrics.csv, config.yaml,"
                                        " curves.png (default: runs/default)")),
-    ("--resume BOOL", "continue from RUN_DIR/last.ckpt when it exists (default: true); false starts over"),
-    ("--last_every_n_steps N", ("also write last.ckpt every N steps (default: 0, epoch ends only); with packed data"
-                               " a run killed mid-epoch resumes at that step with the same batches")),
     ("--trainer.max_epochs N", ("epochs at most (default: 74, the paper's); training also stops at the plateau"
                                " after model.max_lr_drops drops")),
     ("--trainer.precision P", ("auto (default): bf16-mixed on a CUDA GPU with bf16, 32-true on the CPU; or any of"
                                " Lightning's (32-true, bf16-mixed, 16-mixed)")),
-    ("--curves_log_error BOOL", "curves.png: error axis on a log scale (default: false)"),
     ("--seed_everything N", "random seed (default: 0)"),
 ]
 
@@ -61,10 +54,10 @@ def _docstring_args(doc: str) -> dict[str, str]:
     return args
 
 
-def class_options(section: str, sources: dict[str, tuple[str, str]] = SOURCES,
-                  linked: set[str] = LINKED) -> list[tuple[str, str, str, str]]:
+def class_options(command: TrainingCommand, section: str) -> list[tuple[str, str, str, str]]:
     """(option, type, default, help) of every __init__ parameter of a section's class, in declaration order."""
-    node = _class_node(*sources[section])
+    node = _class_node(*command.sources[section])
+    linked = command.linked()
     if node is None:
         return []
     init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
@@ -91,11 +84,19 @@ def _format(rows: list[tuple[str, str]], width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def train_help(prog: str = "deepconv train", extra: list[tuple[str, str]] | None = None, summary: str = "",
-               sources: dict[str, tuple[str, str]] = SOURCES, linked: set[str] = LINKED,
-               titles: dict[str, str] = TITLES, run_options: list[tuple[str, str]] = RUN_OPTIONS,
-               usage_extra: str = "") -> str:
+def _declared(option: Option) -> tuple[str, str]:
+    if option.required:
+        return option.shown(), f"{option.help}; required"
+    default = str(option.default).lower() if isinstance(option.default, bool) else option.default  # as typed
+    return option.shown(), option.help if default is None else f"{option.help} (default: {default})"
+
+
+def train_help(command: TrainingCommand, summary: str = "", config_help: tuple[str, str] = CONFIG_HELP,
+               lightning_options: list[tuple[str, str]] = LIGHTNING_OPTIONS) -> str:
     """The help text: run options, then model and data options, then where Lightning's Trainer options are."""
+    required = [o for o in command.all_checked() if o.required]
+    prog, usage_extra = command.prog, "".join(f" {o.shown()}" for o in required)
+    run = [_declared(o) for o in dict.fromkeys((*required, *command.options))]  # a required option leads, once
     parts = [
         f"usage: {prog}{usage_extra} [-c FILE] [--model.KEY VALUE] [--data.KEY VALUE] [--trainer.KEY VALUE]"
         " [--resume BOOL]",
@@ -105,10 +106,10 @@ def train_help(prog: str = "deepconv train", extra: list[tuple[str, str]] | None
         "drops, scale jitter, PCA colour shift) with Lightning's Trainer.",
         "",
         "run:",
-        _format(list(extra or []) + run_options),
+        _format([*run, config_help, *lightning_options]),
     ]
-    for section, title in titles.items():
-        rows = class_options(section, sources, linked)
+    for section, title in command.titles.items():
+        rows = class_options(command, section)
         shown = [(f"{o} {t.replace(' | None', '')}".strip(), f"{h} (default: {d})" if d != "required" else
                   f"{h} (required)") for o, t, d, h in rows]
         parts += ["", f"{title}:", _format(shown)]

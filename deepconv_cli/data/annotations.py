@@ -55,21 +55,30 @@ class BoxReport:
         return ", ".join(parts)
 
 
-def read_voc(path: str | Path) -> list[tuple[str, list[float]]]:
-    """(object name, [x0, y0, x1, y1]) of every <object> of a PASCAL VOC annotation file."""
+def voc_objects(path: str | Path) -> list[ET.Element]:
+    """Every <object> element of a PASCAL VOC annotation file."""
     try:
-        root = ET.parse(path).getroot()
+        return list(ET.parse(path).getroot().iter("object"))
     except (ET.ParseError, OSError) as e:
         raise BadAnnotation(f"{path}: not a readable VOC XML file ({reason(e, 80)})") from None
+
+
+def voc_box(obj: ET.Element) -> list[float] | None:
+    """[xmin, ymin, xmax, ymax] of an <object>'s <bndbox> as written; None without a box of four numbers."""
+    try:
+        return [float(obj.find("bndbox").findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax")]
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def read_voc(path: str | Path) -> list[tuple[str, list[float]]]:
+    """(object name, [x0, y0, x1, y1]) of every <object> of a PASCAL VOC annotation file."""
     objects = []
-    for i, obj in enumerate(root.iter("object"), 1):
-        box = obj.find("bndbox")
-        try:
-            name = (obj.findtext("name") or "").strip()
-            coords = [float(box.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax")]
-        except (AttributeError, TypeError, ValueError):
-            raise BadAnnotation(f"{path}: object {i} lacks a name or numeric bndbox xmin/ymin/xmax/ymax") from None
-        objects.append((name, coords))
+    for i, obj in enumerate(voc_objects(path), 1):
+        coords = voc_box(obj)
+        if coords is None:
+            raise BadAnnotation(f"{path}: object {i} lacks a name or numeric bndbox xmin/ymin/xmax/ymax")
+        objects.append(((obj.findtext("name") or "").strip(), coords))
     return objects
 
 

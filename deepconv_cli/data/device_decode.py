@@ -1,5 +1,5 @@
-"""`data.decode_on: cuda`: training JPEGs decoded in batches on the GPU (nvJPEG through torchvision), with the
-paper's augmentations unchanged.
+"""`data.decode_on: cuda`: training JPEGs decoded in batches on the GPU (nvJPEG through TorchCodec, the optional
+`deepconv[gpu]` dependency), with the paper's augmentations unchanged.
 
 The loader workers still draw every random parameter exactly as the CPU path does (`ScaleJitterCrop.params`:
 S, then the crop's corner; then the flip as `RandomHorizontalFlip` draws it), read the file's bytes and send
@@ -17,15 +17,17 @@ decodes at 1/2..1/8 size in the DCT (the image shrinks 2x or more), the device d
 antialiased resize does the shrinking, so pixels differ a little more (mean absolute difference of a few grey
 levels on photographs; tests/test_device_decode.py measures both).
 
-torchvision 0.29 deprecates its image decoders in favour of TorchCodec (`torchcodec.decoders.decode_jpeg`, CPU
-and CUDA); `_decode` is the one place to change once TorchCodec is a dependency.
+torchvision 0.29 deprecates its image decoders in favour of TorchCodec, whose `decode_jpeg` decodes a batch in one
+nvJPEG call. On the host (the CPU, a batch nvJPEG refuses, no TorchCodec installed) JPEGs are decoded by
+simplejpeg, the CPU loader's decoder: on the loader benchmark's JPEGs, decoded at full size as here, it was the
+fastest CPU decoder measured (docs/data.md).
 """
 
 from dataclasses import dataclass
 
+import simplejpeg
 import torch
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from deepconv_cli.data.images import orientation, oriented_size
 from deepconv_cli.data.transforms import SNAP_MIN_BOX, ScaleJitterCrop, crop_box, resized_crop_uint8
@@ -119,20 +121,30 @@ def collate(samples: list[tuple[JpegCrop | torch.Tensor, int]]) -> DeferredBatch
 _fallback_said = False
 
 
+def host_decode(jpegs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """JPEG byte tensors -> uint8 (3, H, W) RGB pictures, full size, decoded by simplejpeg (libjpeg-turbo)."""
+    return [torch.from_numpy(simplejpeg.decode_jpeg(j.numpy(), "RGB")).permute(2, 0, 1) for j in jpegs]
+
+
 def _decode(jpegs: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
-    """Decode on `device` in one call; a batch nvJPEG refuses (an unusual JPEG) is decoded on the host instead,
-    and moved (said once)."""
+    """Decode on `device` in one nvJPEG call (TorchCodec); a batch nvJPEG refuses (an unusual JPEG), or any batch
+    without TorchCodec, is decoded on the host instead and moved (said once)."""
     global _fallback_said
+    if device.type == "cpu":
+        return host_decode(jpegs)
     try:
-        return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
-    except RuntimeError as e:
-        if device.type == "cpu":
-            raise
-        if not _fallback_said:
-            _fallback_said = True
-            print(f"data.decode_on cuda: a batch failed to decode on {device} ({str(e).splitlines()[0][:80]}); such"
-                  " batches are decoded on the CPU")
-        return [img.to(device) for img in decode_jpeg(jpegs, mode=ImageReadMode.RGB)]
+        from torchcodec.decoders import decode_jpeg
+    except ImportError:
+        decode_jpeg, why = None, "TorchCodec is not installed: pip install 'deepconv[gpu]'"
+    if decode_jpeg is not None:
+        try:
+            return decode_jpeg(jpegs, mode="RGB", device=device)
+        except RuntimeError as e:
+            why = f"a batch failed to decode on {device} ({str(e).splitlines()[0][:80]})"
+    if not _fallback_said:
+        _fallback_said = True
+        print(f"data.decode_on cuda: {why}; such batches are decoded on the CPU")
+    return [img.to(device) for img in host_decode(jpegs)]
 
 
 RESIZE_GROUP = 32  # boxes resized per batched matrix product (sorted by side, so little zero padding)

@@ -3,7 +3,8 @@
 litdata.optimize answers Ctrl-C with os._exit(0), as if packing had finished, and each packing process, which
 gets the terminal's Ctrl-C too, prints a KeyboardInterrupt traceback. While it runs here, every process it starts
 inherits an ignored SIGINT, litdata's handler is replaced by one that raises KeyboardInterrupt, and on Ctrl-C the
-processes are asked to stop through litdata's stop queues, then ended with their own helper processes.
+processes are asked to stop through litdata's stop queues, then ended with their own helper processes. A packing
+process also ends when `data pack` itself is killed (`end_with_parent`).
 """
 
 import os
@@ -23,6 +24,28 @@ def quiet_resource_tracker() -> None:
     this must run before the first process starts (the bad-image scan's or litdata's)."""
     if TRACKER_WARNING not in sys.warnoptions:
         sys.warnoptions.append(TRACKER_WARNING)
+
+
+_PARENT_WATCHED = False
+
+
+def end_with_parent() -> None:
+    """In a packing process (once, from its first item): on Linux, be killed when the process that started it dies,
+    so a kill -9 of `data pack` leaves no packing process writing into OUT for another minute."""
+    global _PARENT_WATCHED
+    if _PARENT_WATCHED or not sys.platform.startswith("linux"):
+        return
+    _PARENT_WATCHED = True
+    import ctypes
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return  # not a child process (litdata with 0 workers packs in this one)
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent.pid:  # the parent died before the line above
+        os._exit(1)
 
 
 def _raise_interrupt(signum, frame) -> None:

@@ -9,13 +9,13 @@ box annotations, each annotated item's boxes and size in the stored image's pixe
 
 import io
 import json
-import random
 from pathlib import Path
 
 from PIL import Image
 from torch.utils.data import Dataset
 
-from deepconv_cli.errors import usage
+from deepconv_cli.data import storage
+from deepconv_cli.errors import DeepconvError, usage
 from deepconv_cli.files import is_url
 
 META_FILE = "deepconv-packed.json"
@@ -35,16 +35,16 @@ def read_meta(root: str | Path) -> dict:
     """The pack's metadata (classes, names and labels per split, bad files); a one-line error when unreadable."""
     path = pack_path(str(root), META_FILE)
     try:
-        if is_url(root):
-            import fsspec
-
-            with fsspec.open(path, "r") as f:
-                meta = json.load(f)
-        else:
-            meta = json.loads(Path(path).read_text())
+        meta = json.loads(storage.read_bytes(path) if is_url(root) else Path(path).read_text())
         assert all(split in meta["splits"] for split in SPLITS) and meta["classes"]
+    except DeepconvError:  # object storage: the bucket, the credentials or the server, said in one line
+        raise
     except Exception as e:  # noqa: BLE001 - missing file, bad JSON, no credentials, wrong content
         raise usage(f"{root} is not a complete packed dataset ({META_FILE}: {type(e).__name__}: {e})") from None
+    if not is_url(root):  # a damaged chunk or index: one line now, not a traceback or a wrong hint minutes later
+        from deepconv_cli.data.pack_guard import check_chunks
+
+        check_chunks(root, meta, SPLITS)
     return meta
 
 
@@ -62,7 +62,13 @@ class PackedItems:
         if self._reader is None:
             import litdata
 
-            self._reader = litdata.StreamingDataset(self.url, shuffle=False, drop_last=False)
+            storage.quiet_download_crashes()
+            self._reader = litdata.StreamingDataset(self.url, shuffle=False, drop_last=False,
+                                                     cache_dir=storage.cache_dir(),
+                                                     storage_options=storage.options())
+            first = self._reader[i]  # the reader's cache exists from here on
+            self._reader.on_demand_bytes = False  # remote: whole chunks into the cache, not 2 requests an item
+            return first
         return self._reader[i]
 
     def open_lazily(self, i: int) -> Image.Image:
@@ -112,46 +118,14 @@ class PackedSplit(Dataset):
 
 
 def packed_train_set(root: str | Path, transform, seed: int, drop_last: bool):
-    """The training split (stored in a shuffled order) as a litdata StreamingDataset: shuffled again, sharded over
-    ranks and workers, its position resumable through StreamingDataLoader.state_dict; items are
-    (transform(image), label).
+    """The training split (stored in a shuffled order) as a litdata StreamingDataset (data/packed_train.py):
+    shuffled again, sharded over ranks and workers, its position resumable through StreamingDataLoader.state_dict;
+    items are (transform(image), label), each item's random draws seeded by (seed, epoch, item)."""
+    from deepconv_cli.data.packed_train import PackedTrain
 
-    The random crop, scale and flip of an item are drawn from generators seeded by (seed, epoch, item), not from
-    the worker's running state, so a resumed loader gives exactly the batches the interrupted one would have."""
-    import litdata
-    import torch
-
-    class PackedTrain(litdata.StreamingDataset):
-        def _create_shuffler(self, cache):
-            """Every epoch shards the whole set over all ranks. litdata's own multi-node plan keeps each node on
-            the chunks it read in epoch 1 (to reuse its download cache), so from epoch 2 a chunk that epoch 1
-            split between nodes is read whole by each of them: images repeated, and nodes whose epochs differ in
-            length (a DDP hang). Seen as a single-node world of the same ranks, the plan is global every epoch."""
-            from litdata.utilities.env import _DistributedEnv
-
-            shuffler = super()._create_shuffler(cache)
-            plan = shuffler.get_chunks_and_intervals_per_workers
-
-            def global_plan(env, num_workers: int, batch_size: int, epoch: int):
-                return plan(_DistributedEnv(env.world_size, env.global_rank, 1), num_workers, batch_size, epoch)
-
-            shuffler.get_chunks_and_intervals_per_workers = global_plan
-            return shuffler
-
-        def __getitem__(self, index):
-            item = super().__getitem__(index)
-            key = getattr(index, "index", index)
-            state = random.getstate()
-            try:
-                with torch.random.fork_rng(devices=[]):
-                    draw = ((seed * 100_003 + self.current_epoch) * 1_000_000_007 + int(key)) % 2**63
-                    random.seed(draw)
-                    torch.manual_seed(draw)
-                    return transform(Image.open(io.BytesIO(item["image"]))), item["label"]
-            finally:
-                random.setstate(state)
-
-    return PackedTrain(pack_path(str(root), "train"), shuffle=True, drop_last=drop_last, seed=seed)
+    storage.quiet_download_crashes()
+    return PackedTrain(pack_path(str(root), "train"), transform, seed, shuffle=True, drop_last=drop_last,
+                       cache_dir=storage.cache_dir(), storage_options=storage.options())
 
 
 def packed_stats(split: PackedSplit, max_images: int, workers: int = 0, **kwargs) -> dict:
@@ -171,13 +145,7 @@ def load_or_compute_stats(train: PackedSplit, run_dir: Path | None, max_images: 
     from deepconv_cli.data.stats import cached_stats
 
     index = pack_path(train.url, "index.json")
-    if is_url(index):
-        import fsspec
-
-        with fsspec.open(index, "rb") as f:
-            key = hashlib.sha1(f.read()).hexdigest()
-    else:
-        key = hashlib.sha1(Path(index).read_bytes()).hexdigest()
+    key = hashlib.sha1(storage.read_bytes(index) if is_url(index) else Path(index).read_bytes()).hexdigest()
     candidates = ([] if is_url(train.url) else [Path(train.url) / "deepconv-stats.json"]) + (
         [run_dir / "packed-stats.json"] if run_dir else [])
     return cached_stats(candidates, key, max_images, lambda: packed_stats(train, max_images, workers))

@@ -6,6 +6,7 @@ whose index.json exists is done) and renamed to OUT when complete; a URL (s3://,
 
 import io
 import json
+import multiprocessing
 import os
 import random
 import sys
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from deepconv_cli.data.pack_interrupt import ctrl_c_stops_packing, quiet_resource_tracker
+from deepconv_cli.data import storage
+from deepconv_cli.data.pack_guard import SOURCE_FILE, continue_or_restart, fingerprint, resolve_out, writing
+from deepconv_cli.data.pack_interrupt import ctrl_c_stops_packing, end_with_parent, quiet_resource_tracker
 from deepconv_cli.data.packed import META_FILE, SPLITS, pack_path
 from deepconv_cli.errors import INTERRUPTED, DeepconvError, failure, usage
 from deepconv_cli.files import is_url
@@ -32,6 +35,7 @@ def capped_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
 def encode(item: list, max_side: int = 0) -> dict:
     """litdata's `fn` for an item [path, label] (a list: litdata resumes only when the items equal those saved in
     its JSON checkpoint): the file's bytes (re-encoded when its shorter side exceeds `max_side` > 0), its label."""
+    end_with_parent()
     path, label = item
     data = Path(path).read_bytes()
     if max_side > 0:
@@ -63,15 +67,23 @@ def pack_boxes(samples: list[tuple[str, int]], classes: list[str], source: Path,
     return table, report.bad
 
 
-def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0, boxes: str | Path | None = None) -> dict:
+def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0, boxes: str | Path | None = None,
+         restart: bool = False) -> dict:
     """Pack SRC/train and SRC/val into OUT; returns the metadata written. Bad files are reported once and left out.
-    The box annotations `boxes` (default: SRC/boxes when it exists) are packed with the images they belong to."""
+    The box annotations `boxes` (default: SRC/boxes when it exists) are packed with the images they belong to.
+    OUT is resolved and checked before any work and written by one command at a time (data/pack_guard.py); an
+    interrupted pack is continued only from the same source and options (`restart`: start over)."""
+    out = resolve_out(out, Path(src))
+    with writing(out):
+        return _pack(Path(src), out, max_side, workers, boxes, restart)
+
+
+def _pack(src: Path, out: str, max_side: int, workers: int, boxes: str | Path | None, restart: bool) -> dict:
     import litdata
 
     from deepconv_cli.data.folder import ImageTree, check_tree, warn_skipped_links
     from deepconv_cli.data.scan import SCAN_FILE, scan_images
 
-    src = Path(src)
     if not src.is_dir():
         raise usage(f"source folder not found: {src} (expected a folder with train/ and val/)")
     classes = check_tree(src / "train", "training")
@@ -83,11 +95,16 @@ def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0, boxes: 
         raise usage(f"box annotations not found: {boxes} (a folder of <class>/<image>.xml files or a CSV)")
     box_source = Path(boxes) if boxes is not None else (src / "boxes" if (src / "boxes").exists() else None)
     workers = workers or os.cpu_count() or 1
+    storage.check_reachable(out)  # the bucket, the credentials, the server: one line before any work
     quiet_resource_tracker()
     staging = out if is_url(out) else str(Path(out).parent / f".{Path(out).name}.packing")
-    meta: dict = {"version": 1, "classes": classes, "max_side": max_side, "splits": {}, "bad": {}}
+    trees = {split: ImageTree(src / split) for split in SPLITS}
+    source = fingerprint(src, {split: tree.samples for split, tree in trees.items()}, box_source,
+                         {"max_side": max_side, "boxes": str(box_source), "version": 1})
+    continue_or_restart(staging, source, restart)
+    meta: dict = {"version": 1, "classes": classes, "max_side": max_side, "splits": {}, "bad": {}, "source": source}
     for split in SPLITS:
-        tree = ImageTree(src / split)
+        tree = trees[split]
         warn_skipped_links(tree.skipped_links)
         files = [path for path, _ in tree.samples]
         _, bad = scan_images(files, [src / SCAN_FILE], workers=workers if len(files) >= 2000 else 0)
@@ -106,10 +123,12 @@ def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0, boxes: 
             meta["splits"][split]["boxes"], bad_boxes = pack_boxes(samples, classes, box_source, max_side)
             meta.setdefault("bad_boxes", []).extend(bad_boxes)
         target = pack_path(staging, split)
-        if not is_url(target) and (Path(target) / "index.json").is_file():
+        index = pack_path(target, "index.json")
+        if storage.indexed_items(index) == len(samples) if is_url(target) else Path(index).is_file():
             continue  # finished before an interruption
+        start_method = multiprocessing.get_start_method(allow_none=True)  # litdata sets spawn for the process
         try:
-            with ctrl_c_stops_packing():
+            with ctrl_c_stops_packing(), storage.private_staging():
                 litdata.optimize(partial(encode, max_side=max_side), [list(sample) for sample in samples],
                                  output_dir=target, num_workers=min(workers, len(samples)), chunk_bytes="64MB",
                                  reorder_files=False, use_checkpoint=True, keep_data_ordered=True,
@@ -119,14 +138,17 @@ def pack(src: str | Path, out: str, max_side: int = 0, workers: int = 0, boxes: 
                                 f"(the finished chunks are kept in {staging})", INTERRUPTED) from None
         except Exception as e:  # noqa: BLE001 - litdata reports storage problems in many types
             raise failure(f"packing {src / split} into {target} failed: {type(e).__name__}: {e}") from None
+        finally:
+            multiprocessing.set_start_method(start_method, force=True)  # for the loaders that may follow in-process
+        if is_url(target) and storage.indexed_items(index) != len(samples):  # checked before the metadata says done
+            raise failure(f"{index} lists {storage.indexed_items(index)} of {len(samples)} images after the upload; "
+                          "run the same command again")
     text = json.dumps(meta)
-    if is_url(out):
-        import fsspec
-
-        with fsspec.open(pack_path(out, META_FILE), "w") as f:
-            f.write(text)
+    if is_url(out):  # written last, in one request: a pack without it is incomplete to every reader
+        storage.write_bytes(pack_path(out, META_FILE), text.encode())
     else:
         (Path(staging) / META_FILE).write_text(text)
+        (Path(staging) / SOURCE_FILE).unlink()  # the fingerprint lives on in the metadata
         if Path(out).is_dir():
             Path(out).rmdir()
         os.replace(staging, out)

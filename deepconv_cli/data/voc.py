@@ -3,6 +3,9 @@
 VOC: VOCdevkit/VOC2007/{JPEGImages, Annotations, ImageSets/Main/<class>_<split>.txt}; each class file lists
 `<image id> 1|-1|0` (0: only difficult objects of the class). Written out as OUT/<split>/<id>.jpg (symbolic links
 into JPEGImages) plus OUT/labels.csv (`image,labels`, a difficult label written `cat:difficult`).
+VOC-2012 actions (Table 12): ImageSets/Action/<split>.txt lists the images; each person of an image's Annotations XML
+with an <actions> element is one example, its <bndbox> (1-based inclusive pixels, the devkit's) and its action flags
+written in the action layout of data/actions.py.
 Caltech: one folder per class (101_ObjectCategories/, 256_ObjectCategories/); the papers' splits are seeded
 random draws of K training and at most T test images per class, written as OUT/split<i>/{train,val}/<class>/.
 """
@@ -14,24 +17,30 @@ from pathlib import Path
 
 import numpy as np
 
-from deepconv_cli.errors import usage
+from deepconv_cli.data.actions import Person
+from deepconv_cli.data.annotations import BadAnnotation, voc_box, voc_objects
+from deepconv_cli.errors import failure, usage
 from deepconv_cli.files import write_text_atomically
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor")
+VOC_ACTIONS = ("jumping", "phoning", "playinginstrument", "reading", "ridingbike", "ridinghorse", "running",
+               "takingphoto", "usingcomputer", "walking", "other")  # VOC-2012's 11 action classes
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-def voc_root(root: Path) -> Path:
-    """The VOC<year> folder: ROOT itself, or the only VOC* folder inside ROOT (or ROOT/VOCdevkit)."""
-    if (root / "ImageSets" / "Main").is_dir():
+def voc_root(root: Path, image_sets: str = "Main") -> Path:
+    """The VOC<year> folder: ROOT itself, or the only VOC* folder inside ROOT (or ROOT/VOCdevkit), that has
+    ImageSets/<image_sets>."""
+    if (root / "ImageSets" / image_sets).is_dir():
         return root
     for base in (root, root / "VOCdevkit"):
-        found = sorted(p for p in base.glob("VOC*") if (p / "ImageSets" / "Main").is_dir()) if base.is_dir() else []
+        found = sorted(p for p in base.glob("VOC*") if (p / "ImageSets" / image_sets).is_dir()) if base.is_dir() else []
         if len(found) == 1:
             return found[0]
-    raise usage(f"{root} is not a VOC folder (expected JPEGImages/ and ImageSets/Main/<class>_<split>.txt)")
+    what = "<class>_<split>.txt" if image_sets == "Main" else "<split>.txt"
+    raise usage(f"{root} is not a VOC folder (expected JPEGImages/ and ImageSets/{image_sets}/{what})")
 
 
 def read_voc_labels(root: str | Path, split: str) -> dict[str, dict[str, int]]:
@@ -80,6 +89,42 @@ def write_voc(root: str | Path, out: str | Path, split: str) -> int:
     writer.writerows(sorted(rows.items()))
     write_text_atomically(table, buffer.getvalue())
     return len(labels)
+
+
+def action_persons(xml: Path, image: Path, split: str) -> list[Person]:
+    """The people of one annotation that carry <actions>: box converted to 0-based half-open pixels."""
+    try:
+        objects = voc_objects(xml)
+    except BadAnnotation as e:
+        raise failure(str(e)) from None
+    persons = []
+    for k, obj in enumerate(objects, 1):
+        flags, box = obj.find("actions"), voc_box(obj)
+        if flags is None:
+            continue
+        if box is None:
+            raise failure(f"{xml}: person {k} has <actions> but no numeric <bndbox> xmin/ymin/xmax/ymax")
+        actions = [a for a in VOC_ACTIONS if (flags.findtext(a) or "0").strip() == "1"]
+        persons.append(Person(f"{split}/{image.name}", image, k, [box[0] - 1, box[1] - 1, box[2], box[3]], actions))
+    return persons
+
+
+def read_voc_actions(root: str | Path, split: str) -> list[Person]:
+    """Every person with actions of the images ImageSets/Action/<split>.txt lists, in the list's order."""
+    base = voc_root(Path(root), "Action")
+    listing = base / "ImageSets" / "Action" / f"{split}.txt"
+    if not listing.is_file():
+        raise usage(f"{listing} not found: is {split!r} a split of this VOC year's action task?")
+    ids = list(dict.fromkeys(line.split()[0] for line in listing.read_text().splitlines() if line.strip()))
+    persons = []
+    for image_id in ids:
+        xml = base / "Annotations" / f"{image_id}.xml"
+        if not xml.is_file():
+            raise usage(f"{listing} lists {image_id} but {xml} is missing")
+        persons += action_persons(xml, base / "JPEGImages" / f"{image_id}.jpg", split)
+    if not persons:
+        raise usage(f"no person with <actions> in the {len(ids)} annotations {listing} lists")
+    return persons
 
 
 def caltech_splits(root: str | Path, splits: int, train_per_class: int, test_per_class: int,

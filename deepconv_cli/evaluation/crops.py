@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from deepconv_cli.evaluation.dense import model_device
-from deepconv_cli.evaluation.precision import as_input
 from deepconv_cli.models.interface import Classifier
+from deepconv_cli.models.precision import as_input
 
 CROP_METHODS = ("multi-crop", "10-crop", "center")
 GRID = 5  # the paper's 5x5 regular grid per scale

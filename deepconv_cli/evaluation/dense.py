@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from deepconv_cli.evaluation.precision import as_input
 from deepconv_cli.models.interface import Classifier
+from deepconv_cli.models.precision import as_input
 
 
 def rescale_shorter(img: Image.Image, q: int) -> Image.Image:

@@ -8,7 +8,7 @@ from rich.table import Table
 
 COLUMNS = ("model", "arch", "train_s", "test_q", "method", "flip", "top1_error", "top5_error", "images", "seconds",
            "ckpt")
-JSON_COLUMNS = COLUMNS + ("crop", "members", "preprocessing")  # the last three: what `deepconv report` matches on
+JSON_COLUMNS = COLUMNS + ("crop", "members", "preprocessing", "classes", "limit")  # what `deepconv report` matches on
 HEADERS = {"model": "model", "arch": "config", "train_s": "train S", "test_q": "test Q", "method": "method",
            "top1_error": "top-1 err (%)", "top5_error": "top-5 err (%)", "images": "images", "seconds": "time (s)"}
 

@@ -27,6 +27,7 @@ class Row:
     crop: int = 224
     members: list[dict] = field(default_factory=list)
     preprocessing: str = "mean_rgb"
+    classes: int = 0  # 1000: an ILSVRC result; else a laptop-scale or other dataset
 
     def result(self, flip: bool, images: int, seconds: dict[tuple[int, str], float]) -> dict:
         return {
@@ -35,7 +36,7 @@ class Row:
             "top1_error": round(100.0 * (1.0 - self.top1.compute().item()), 4),
             "top5_error": round(100.0 * (1.0 - self.top5.compute().item()), 4),
             "images": images, "seconds": round(sum(seconds[p] for p in self.parts), 3),
-            "crop": self.crop, "members": self.members, "preprocessing": self.preprocessing,
+            "crop": self.crop, "members": self.members, "preprocessing": self.preprocessing, "classes": self.classes,
         }
 
 
@@ -54,7 +55,7 @@ def make_rows(members: list, method: str) -> dict[tuple[str, str], Row]:
             nets = [{"arch": members[w].meta.arch, "train_s": members[w].train_s,
                      "test_q": ",".join(map(str, members[w].scales))} for w in who]
             rows[key, m] = Row(label, ckpt, arch, train_s, test_q, m, top1, top5, parts, members[who[0]].meta.crop_size,
-                               nets, members[who[0]].meta.preprocessing)
+                               nets, members[who[0]].meta.preprocessing, n)
 
     for i, m in enumerate(members):
         add(str(i), m.name, str(m.path), m.meta.arch, m.train_s, ",".join(map(str, m.scales)), [i])

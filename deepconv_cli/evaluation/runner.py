@@ -25,10 +25,10 @@ from deepconv_cli.data.scan import SCAN_FILE, scan_images
 from deepconv_cli.errors import failure, usage
 from deepconv_cli.evaluation.dense import rescale_shorter, to_uint8_tensor
 from deepconv_cli.evaluation.fusion import FUSED, average, components, method_posteriors
-from deepconv_cli.evaluation.precision import autocast, prepare_model, resolve_precision
 from deepconv_cli.evaluation.rows import make_rows, update_rows
 from deepconv_cli.models.checkpoint import ModelMeta, load_model
 from deepconv_cli.models.interface import Classifier
+from deepconv_cli.models.precision import ALIASES, autocast, prepare_model, resolve_precision
 from deepconv_cli.training.resources import pick_device
 
 
@@ -130,13 +130,13 @@ def chunk_posteriors(
     flip: bool = True,
     batch_size: int = 32,
     seconds: dict[tuple[int, str], float] | None = None,
-    precision: str = "fp32",
+    precision: str = "32-true",
 ) -> dict[tuple[str, str], torch.Tensor]:
     """Posteriors (N, classes, on CPU) of a chunk of images for every row: keys (model index or "ensemble", method).
 
     Each single method runs once per model (its forward time added to `seconds[model index, method]`); the
-    fused method and the ensemble are averages of those posteriors. `precision`: "bf16" runs the networks under
-    bf16 autocast, "fp32" in full precision (posteriors are fp32 either way).
+    fused method and the ensemble are averages of those posteriors. `precision`: "bf16-mixed" runs the networks under
+    bf16 autocast, "32-true" in full precision (posteriors are fp32 either way).
     """
     singles = components(method)
     out: dict[tuple[str, str], torch.Tensor] = {}
@@ -239,10 +239,10 @@ def evaluate(
         check_tree(val_dir, "validation")
     if devices == 1:
         dev = pick_device(device)
-    try:
-        precision = resolve_precision(precision, dev)
-    except ValueError as e:
-        raise usage(str(e)) from None
+    if precision not in ("auto", *ALIASES):
+        raise usage(f"unknown precision {precision!r}; choose one of auto, {', '.join(ALIASES)}")
+    cuda = dev.type == "cuda"
+    precision = resolve_precision(precision, dev.type, cuda, cuda and torch.cuda.is_bf16_supported())
     members = load_members(ckpts, scales, dev if devices == 1 else torch.device("cpu"))  # checked once here
     check_classes(val_dir, members[0].meta.classes, pack["classes"] if pack else None)
     tree = PackedSplit(data, "val", pack) if pack else ImageTree(val_dir)

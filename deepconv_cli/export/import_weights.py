@@ -99,6 +99,7 @@ def imagenet_meta(mapped: ForeignWeights, classes: list[str]) -> ModelMeta:
         num_classes=mapped.num_classes,
         classes=classes,
         crop_size=mapped.crop_size,
+        dropout=None,  # the family's own (VGG: 0.5); a family without dropout takes none
         preprocessing="imagenet_mean_std",
         mean=[255.0 * m for m in mapped.mean],
         scale=[1.0 / (255.0 * s) for s in mapped.std],

@@ -7,6 +7,7 @@ import onnxruntime as ort
 import torch
 
 from deepconv_cli.errors import failure
+from deepconv_cli.export.fold_bn import fold_batch_norms
 from deepconv_cli.export.metadata import artefact_metadata, read_metadata
 from deepconv_cli.files import reason
 from deepconv_cli.models.artefact import Artefact
@@ -18,7 +19,7 @@ INPUT_NAME, OUTPUT_NAME = "image", "scores"
 
 def write_onnx(model: Classifier, meta: ModelMeta, path: Path, fixed_size: bool = False) -> None:
     """Export with batch always dynamic and height/width dynamic (>= crop) unless `fixed_size`."""
-    module = model.export_module(fixed_size)
+    module, _ = fold_batch_norms(model.export_module(fixed_size))  # VGG-BN: one conv where there were two layers
     crop = meta.crop_size
     example = torch.full((1, 3, crop, crop), 128.0)
     dims = {0: torch.export.Dim("batch", min=1)}

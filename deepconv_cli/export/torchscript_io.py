@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 
 from deepconv_cli.errors import failure
+from deepconv_cli.export.fold_bn import fold_batch_norms
 from deepconv_cli.export.metadata import FIXED_KEY, INPUT_KEY, META_KEY, artefact_metadata, read_metadata
 from deepconv_cli.files import reason
 from deepconv_cli.models.artefact import Artefact
@@ -15,7 +16,7 @@ from deepconv_cli.models.interface import Classifier
 
 def write_torchscript(model: Classifier, meta: ModelMeta, path: Path, fixed_size: bool = False) -> None:
     """Trace the exported wrapper (it has no data-dependent branch, so the trace holds for every input size)."""
-    module = model.export_module(fixed_size)
+    module, _ = fold_batch_norms(model.export_module(fixed_size))  # VGG-BN: one conv where there were two layers
     example = torch.full((1, 3, meta.crop_size, meta.crop_size), 128.0)
     with warnings.catch_warnings():  # torch.jit is deprecated upstream but is what `torch.jit.load` users need
         warnings.simplefilter("ignore", FutureWarning)

@@ -1,5 +1,5 @@
 """Appendix B's image descriptor: the penultimate layer applied densely, global average pooled, flip-averaged,
-combined over scales (average or stack), L2-normalised; several networks fused late by stacking."""
+combined over scales (average or stack), L2-normalised; several networks (or regions: image and box) stacked."""
 
 from contextlib import nullcontext
 
@@ -82,7 +82,12 @@ def fused_descriptors(
 ) -> torch.Tensor:
     """Late fusion: each (model, its scales) gives an L2-normalised descriptor; they are stacked and the result
     L2-normalised again, so every network weighs the same."""
-    parts = [model_descriptors(m, images, qs, aggregate, flip, batch_size, bf16) for m, qs in models]
+    return stacked([model_descriptors(m, images, qs, aggregate, flip, batch_size, bf16) for m, qs in models])
+
+
+def stacked(parts: list[torch.Tensor]) -> torch.Tensor:
+    """L2-normalised descriptors side by side, normalised again (each part weighs the same); one part as it is.
+    Late fusion of networks, and Table 12's setting (ii): the whole image's descriptor and its box's."""
     return parts[0] if len(parts) == 1 else l2_normalise(torch.cat(parts, dim=1))
 
 

@@ -87,6 +87,9 @@ def fixed_split(train_name: str, train: Features, test_name: str, test: Features
     recall with the class folders' names matched between the two files."""
     if train.dim != test.dim:
         raise usage(f"{train_name} has {train.dim}-value descriptors but {test_name} has {test.dim}: made differently")
+    regions = [f.settings.get("region", "image") for f in (train, test)]
+    if regions[0] != regions[1]:
+        raise usage(f"{train_name} describes region {regions[0]} but {test_name} region {regions[1]}: made differently")
     name = f"{train_name} -> {test_name}"
     xtr, xte = train.descriptors.numpy(), test.descriptors.numpy()
     if table is not None:

@@ -43,14 +43,16 @@ def net_name(arch: str) -> str:
 
 
 def describe(feats: Features) -> str:
-    """What made the descriptors, from the file's settings: `VGG-A w0.125 Q=32,36 average` or `raw pixels 8x8`."""
+    """What made the descriptors, from the file's settings: `VGG-A w0.125 Q=32,36 average`, `raw pixels 8x8`, and
+    the region of a file of boxes (`image+box`)."""
     s = feats.settings
+    region = f" {s['region']}" if s.get("boxes") else ""
     if s.get("raw_pixels"):
-        return f"raw pixels {s['raw_pixels']}x{s['raw_pixels']}"
+        return f"raw pixels {s['raw_pixels']}x{s['raw_pixels']}{region}"
     nets = " + ".join(
         f"{net_name(n['arch'])} w{n['width']:g} Q={','.join(map(str, n['scales']))}" for n in s["networks"]
     )
-    return f"{nets} {s['aggregate']}" + ("" if s.get("flip", True) else " no-flip")
+    return f"{nets} {s['aggregate']}" + ("" if s.get("flip", True) else " no-flip") + region
 
 
 def write_features(path: str | Path, feats: Features) -> None:

@@ -4,6 +4,10 @@ the area under the monotone precision envelope for VOC-2010 and later; "difficul
 import numpy as np
 
 METHODS = ("voc2007", "voc2010")
+# the recall thresholds of VOCevalcls.m's `for t=0:0.1:1`: MATLAB's colon builds the first half as k*0.1 and the
+# second as 1-(10-k)*0.1, so its 0.3 is 0.30000000000000004 but its 0.6 and 0.7 are the doubles nearest 0.6 and 0.7
+# (np.linspace gives 0.6000000000000001 and 0.7000000000000001: a recall landing on 0.6 or 0.7 would lose its point)
+THRESHOLDS = tuple([k * 0.1 for k in range(6)] + [1 - (10 - k) * 0.1 for k in range(6, 11)])
 
 
 def voc_average_precision(scores: np.ndarray, gt: np.ndarray, method: str = "voc2007") -> float:
@@ -11,7 +15,7 @@ def voc_average_precision(scores: np.ndarray, gt: np.ndarray, method: str = "voc
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     gt = np.asarray(gt)
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")  # ties in input order, as MATLAB's sort
     tp, fp = np.cumsum(gt[order] > 0), np.cumsum(gt[order] < 0)
     positives = int((gt > 0).sum())
     if positives == 0:
@@ -19,7 +23,7 @@ def voc_average_precision(scores: np.ndarray, gt: np.ndarray, method: str = "voc
     rec = tp / positives
     prec = tp / np.maximum(tp + fp, 1)
     if method == "voc2007":
-        return float(sum(prec[rec >= t].max(initial=0.0) for t in np.linspace(0, 1, 11)) / 11)
+        return float(sum(prec[rec >= t].max(initial=0.0) for t in THRESHOLDS) / 11)
     mrec = np.concatenate([[0.0], rec, [1.0]])
     mpre = np.concatenate([[0.0], prec, [0.0]])
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]  # the monotone envelope, from the right

@@ -61,6 +61,7 @@ def row(name: str, locs: list[Localiser], protocol: str, result: dict) -> dict:
     return {"localiser": name, "regression": "+".join(sorted({loc.regression for loc in locs})),
             "train_s": "/".join(str(loc.meta.s_min) for loc in locs), "protocol": protocol, "test_q": test_q,
             "arch": "+".join(loc.meta.arch for loc in locs), "crop": locs[0].meta.crop_size,
+            "classes": len(locs[0].meta.classes),
             "fine_tuned": "+".join(sorted({loc.train_layers for loc in locs})),
             "members": [{"arch": loc.meta.arch, "train_s": str(loc.meta.s_min),
                          "test_q": ",".join(map(str, qs if qs else loc.scales))} for loc in locs],
@@ -118,7 +119,9 @@ def run(ckpts: list[str], data: str, protocol: str, classifier: str | list[str] 
         rank = fused_ranking(classifiers, classifier_method) if len(classifiers) > 1 or classifier_method != "dense" \
             else None
         system = {"classifiers": [m.arch for _, m, _ in classifiers], "classifier_method": classifier_method,
-                  "classifier_q": [",".join(map(str, q)) for _, _, q in classifiers]}
+                  "classifier_q": [",".join(map(str, q)) for _, _, q in classifiers],
+                  "classifier_s": [f"{m.s_min}" if m.s_min == m.s_max else f"{m.s_min}-{m.s_max}"
+                                   for _, m, _ in classifiers]}
         groups = [(loc.name, [loc]) for loc in locs] + ([("fusion", locs)] if len(locs) > 1 else [])
         rows = [{**row(name, group, protocol, dense_top5(group, cls_model, qs, items, topk, merge_iou=merge_iou,
                                                           step=step, rank=rank)), **system} for name, group in groups]

@@ -7,10 +7,10 @@ parses the command line and calls `build_localise_cli` and `training.fit.fit`.
 """
 
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser
 
 from deepconv_cli.localisation.data import LocaliseData
 from deepconv_cli.localisation.module import LocaliserModule
+from deepconv_cli.training.options import LOCALISE_FIT
 from deepconv_cli.training.run import DeepconvCLI, build_cli
 
 MONITOR = "val/loc_error"
@@ -18,13 +18,10 @@ DESCRIPTION = "deepconv localise fit: train a bounding-box localiser (Appendix A
 
 
 class LocaliseCLI(DeepconvCLI):
-    """DeepconvCLI whose data gives the classes to check and whose checkpoints keep the lowest localisation error."""
+    """DeepconvCLI whose data gives the classes to check and whose checkpoints keep the lowest localisation error
+    (its options and links: training/options.py's LOCALISE_FIT)."""
 
     BEST = "best val localisation error (centre crop, true class)"
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
-        parser.add_argument("--resume", type=bool, default=True, help="continue from RUN_DIR/last.ckpt when it exists")
 
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
@@ -36,5 +33,5 @@ class LocaliseCLI(DeepconvCLI):
 
 def build_localise_cli(argv: list[str], parse_only: bool = False) -> LocaliseCLI:
     """The localiser's training CLI for `argv` (`--model.init_from` the classification checkpoint)."""
-    return build_cli(argv, "deepconv localise fit", parse_only=parse_only, cli_class=LocaliseCLI,
+    return build_cli(argv, LOCALISE_FIT, parse_only=parse_only, cli_class=LocaliseCLI,
                      module_class=LocaliserModule, data_class=LocaliseData, description=DESCRIPTION)

@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from deepconv_cli.compat.lightning import attached_trainer
 from deepconv_cli.data.transforms import pca_color_shift
 from deepconv_cli.errors import usage
 from deepconv_cli.localisation.boxes import decode, iou
@@ -84,7 +85,8 @@ class LocaliserModule(L.LightningModule):
         return self.model(x)
 
     def setup(self, stage: str) -> None:
-        data = self.trainer.datamodule if self._trainer is not None else None
+        trainer = attached_trainer(self)
+        data = trainer.datamodule if trainer is not None else None
         if data is None:
             return
         if data.crop_size != self.meta.crop_size:
@@ -113,7 +115,8 @@ class LocaliserModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, _, target = self.loss(batch)
         self.train_loss.update(loss.detach(), weight=len(target))
-        if self._trainer is None or logging_step(self.trainer):  # no per-step device read (training/stops.py)
+        trainer = attached_trainer(self)
+        if trainer is None or logging_step(trainer):  # no per-step device read (training/stops.py)
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
 

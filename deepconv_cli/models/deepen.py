@@ -8,7 +8,9 @@ Layers are matched by position in the architecture (the interface's `conv_positi
 any registered family deepens within itself): a convolution is identified by (block, index within block),
 the blocks being separated by max-pooling, and the FC layers by name. A's first four convolutions are block 1
 layer 1, block 2 layer 1, block 3 layers 1-2, and in B, C, D and E those positions hold layers of exactly the
-same shape. Nothing is frozen and no learning rate changes: this is initialisation only.
+same shape. Blocks are what the family declares (`Classifier.blocks`: VGG's come from Table 1, a ResNet's would
+be its stages). A layer's normalisation (`Classifier.layer_norms`: the batch norm of VGG-BN) is copied with it,
+weight, bias and running statistics. Nothing is frozen and no learning rate changes: this is initialisation only.
 """
 
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ class CopyRow:
 
 
 def conv_positions(model: Classifier) -> list[tuple[str, tuple[int, int], nn.Module]]:
-    """(name, (block, index in block), conv) for every trunk layer, blocks counted from 1 between poolings."""
+    """(name, (block, index in block), conv) for every trunk layer, in the blocks the family declares."""
     return model.conv_positions()
 
 
@@ -63,13 +65,15 @@ def _layer_map(target: Classifier, source: Classifier, scheme: Scheme) -> dict[s
 
 
 def _copy_rest(target: Classifier, source: Classifier) -> None:
-    """'all': the parameters outside the weight layers (LeNet-5's subsampling coefficients, GoogLeNet's auxiliary
-    classifiers) are copied too; an auxiliary class-score layer stays random when the class count changes."""
+    """'all': the parameters and buffers outside the weight layers (LeNet-5's subsampling coefficients, GoogLeNet's
+    auxiliary classifiers, any norm layer's running statistics) are copied too, the input normalisation excepted;
+    an auxiliary class-score layer stays random when the class count changes."""
     layer_params = {id(p) for _, m in target.weight_layers() for p in m.parameters()}
-    s_params = dict(source.named_parameters())
+    s_params = dict(source.named_parameters()) | dict(source.named_buffers())
     new_classes = target.num_classes != source.num_classes
-    for name, p in target.named_parameters():
-        if id(p) in layer_params:
+    rest = [*target.named_parameters(), *target.named_buffers()]
+    for name, p in rest:
+        if id(p) in layer_params or name.startswith("normalize."):
             continue
         if name in s_params and s_params[name].shape == p.shape:
             p.copy_(s_params[name])
@@ -91,17 +95,27 @@ def initialise_from(target: Classifier, source: Classifier, scheme: Scheme = "pa
         # a new label set (e.g. ImageNet weights fine-tuned on 10 classes): the classifier's last layer starts afresh
         notes[last] = f"{source.num_classes} -> {target.num_classes} classes"
         mapping.pop(last, None)
+    t_norms, s_norms = target.layer_norms(), source.layer_norms()
     for t_name, (s_name, t, s) in mapping.items():
         if t.weight.shape != s.weight.shape:
             raise ValueError(
                 f"cannot initialise {target.arch} {t_name} {tuple(t.weight.shape)} from {source.arch} {s_name} "
                 f"{tuple(s.weight.shape)}: shapes differ (same width and crop size needed)"
             )
+        if (t.bias is None) != (s.bias is None) or (s_name in s_norms and t_name not in t_norms):
+            what = "a bias" if (t.bias is None) != (s.bias is None) else "a batch norm after it"
+            raise ValueError(f"cannot initialise {target.arch} {t_name} from {source.arch} {s_name}: only one of them "
+                             f"has {what}")
+        if t_name in t_norms and s_name not in s_norms:
+            notes[t_name] = "its norm layer starts afresh (none in the source)"
     if scheme == "all":
         _copy_rest(target, source)
     for t_name, (s_name, t, s) in mapping.items():
         t.weight.copy_(s.weight)
-        t.bias.copy_(s.bias)
+        if t.bias is not None:
+            t.bias.copy_(s.bias)
+        if t_name in t_norms and s_name in s_norms:  # weight, bias, running mean and variance, batches seen
+            t_norms[t_name].load_state_dict(s_norms[s_name].state_dict())
     return [
         CopyRow(name, mapping[name][0] if name in mapping else "", tuple(m.weight.shape), name in mapping,
                 notes.get(name, ""))

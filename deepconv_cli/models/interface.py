@@ -9,7 +9,8 @@ below, so a new architecture is one model file plus a registry entry (models/reg
 - `score_map(x)` -> (N, K, h, w); `descriptor_map(x)` -> (N, D, h, w): the penultimate layer, densely.
 - `last_layer()` / `replace_last_layer(n)`: the class-score layer, and a fresh one with n outputs (new classes,
   box regression).
-- `weight_layers()`: the ordered weight layers (deepening copies by position); `conv_positions()`: (block, index).
+- `weight_layers()`: the ordered weight layers (deepening copies by position); `blocks()`: the trunk's layers by
+  block, as the family declares them; `conv_positions()`: (block, index); `layer_norms()`: each layer's norm layer.
 - `export_module(fixed_size)`: one fixed code path for TorchScript / ONNX (no branch on the input size).
 - `forward_train(x)` -> (scores, auxiliary scores): GoogLeNet's side classifiers; none for the others.
 """
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from deepconv_cli.models.heads import Head
-from deepconv_cli.models.layers import InputNorm
+from deepconv_cli.models.layers import InputNorm, conv_norm_pairs
 
 
 class Classifier(nn.Module):
@@ -82,17 +83,22 @@ class Classifier(nn.Module):
         """Every weight layer in order: the trunk's, then the head's."""
         return self.trunk_layers() + self.head_layers()
 
+    def blocks(self) -> list[list[nn.Module]]:
+        """The trunk's weight layers grouped into the family's blocks (VGG: between max-poolings; a ResNet: its
+        stages), in order. Declared by the family (override); the default is one block of every trunk layer."""
+        return [[m for _, m in self.trunk_layers()]]
+
     def conv_positions(self) -> list[tuple[str, tuple[int, int], nn.Module]]:
-        """(name, (block, index in block), conv) of the trunk's layers, blocks counted from 1 between max-poolings."""
+        """(name, (block, index in block), conv) of the trunk's layers, blocks and indices counted from 1."""
         names = {id(m): n for n, m in self.trunk_layers()}
-        out, block, index = [], 1, 0
-        for m in self.features.modules():
-            if isinstance(m, nn.MaxPool2d):
-                block, index = block + 1, 0
-            elif id(m) in names:
-                index += 1
-                out.append((names[id(m)], (block, index), m))
-        return out
+        return [(names[id(m)], (b + 1, i + 1), m) for b, block in enumerate(self.blocks()) for i, m in enumerate(block)]
+
+    def layer_norms(self) -> dict[str, nn.Module]:
+        """Trunk layer name -> the normalisation layer applied to its output (its batch norm), for the layers that
+        have one: deepening copies it, running statistics included, with the layer. Default: a norm layer that
+        directly follows the convolution in an nn.Sequential (models/layers.py: conv_norm_pairs)."""
+        names = {id(m): n for n, m in self.trunk_layers()}
+        return {names[id(seq[i])]: seq[i + 1] for seq, i in conv_norm_pairs(self.features) if id(seq[i]) in names}
 
     def inference_parameters(self) -> int:
         """Parameters of the network as evaluated and exported (auxiliary training heads excluded)."""

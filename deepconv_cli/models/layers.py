@@ -1,7 +1,25 @@
-"""Small building blocks: the input normalisation every artefact carries, and AlexNet's LRN."""
+"""Small building blocks: the input normalisation every artefact carries, AlexNet's LRN, and where a trunk applies
+a normalisation layer straight to a convolution's output."""
+
+from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm,
+         nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+
+
+def conv_norm_pairs(module: nn.Module) -> Iterator[tuple[nn.Sequential, int]]:
+    """(sequential, i) wherever `sequential[i]` is a convolution and `sequential[i + 1]` a norm layer: inside an
+    nn.Sequential the norm layer certainly reads that convolution's output and nothing else (a batch norm there can
+    be folded into the convolution; deepening copies it with the convolution)."""
+    for seq in module.modules():
+        if isinstance(seq, nn.Sequential):
+            children = list(seq)
+            for i, (a, b) in enumerate(zip(children, children[1:])):
+                if isinstance(a, nn.Conv2d) and isinstance(b, NORMS):
+                    yield seq, i
 
 # AlexNet's LRN (Krizhevsky et al. 2012, section 3.3): b = a / (k + alpha * sum_{n neighbours} a^2)^beta.
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
@@ -31,6 +49,7 @@ class InputNorm(nn.Module):
         self.register_buffer("mean", torch.zeros(1, 3, 1, 1))
         self.register_buffer("scale", torch.ones(1, 3, 1, 1))
         self.register_buffer("mean_image", torch.zeros(1, 3, 0, 0))  # empty: the mean RGB is used
+        self.register_load_state_dict_pre_hook(_adopt_mean_image)
 
     def set(self, mean: list[float], scale: list[float] | None = None) -> None:
         self.mean.copy_(torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
@@ -42,12 +61,6 @@ class InputNorm(nn.Module):
             image = torch.zeros(3, 0, 0)
         self.mean_image = image.to(dtype=torch.float32, device=self.mean.device).reshape(1, 3, *image.shape[-2:])
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # checkpoints written before the mean-image option have no such entry: they use the mean RGB
-        state_dict.setdefault(prefix + "mean_image", torch.zeros(1, 3, 0, 0))
-        self.set_mean_image(state_dict[prefix + "mean_image"])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = self.mean
         if self.mean_image.numel():
@@ -58,3 +71,10 @@ class InputNorm(nn.Module):
         if self.grey:  # ITU-R BT.601 luma, as PIL's convert("L"); linear, so grey(x) - grey(mean)
             x = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         return x
+
+
+def _adopt_mean_image(module: InputNorm, state_dict: dict, prefix: str, *args) -> None:
+    """Before loading: the mean image takes the saved one's size; checkpoints written before the mean-image option
+    have no such entry, they use the mean RGB."""
+    state_dict.setdefault(prefix + "mean_image", torch.zeros(1, 3, 0, 0))
+    module.set_mean_image(state_dict[prefix + "mean_image"])

@@ -1,6 +1,7 @@
 """ArchSpec: one registry entry (what a model file declares about each architecture it builds), and WeightMap: how
 a family reads other libraries' weights."""
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -51,7 +52,8 @@ class WeightMap:
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """One architecture. `builder(num_classes, width, crop_size, dropout, init, init_std, **options)`.
+    """One architecture. `builder(num_classes, crop_size, ..., **options)`: it names in its signature the common
+    options it uses (of num_classes, width, crop_size, dropout, init, init_std) and is passed only those.
 
     `dropout=None` and `init="paper"` mean the family's own (the paper's) choice. `title` is the name people use
     ("VGG-D", "AlexNet"); `paper_params` is what the source paper's table says the network has; `stride` is the
@@ -78,7 +80,20 @@ class ArchSpec:
 
     def build(self, num_classes: int = 1000, width: float = 1.0, crop_size: int | None = None,
               dropout: float | None = None, init: str = "normal", init_std: float = 0.01, **options) -> Classifier:
-        kwargs = dict(self.options) | options
+        """The network; the builder receives only the common options its signature names (a family without
+        dropout takes no `dropout`), and one it lacks is an error only when set away from its default."""
         crop = self.default_crop if crop_size is None else crop_size
-        return self.builder(num_classes=num_classes, width=width, crop_size=crop, dropout=dropout, init=init,
-                            init_std=init_std, **kwargs)
+        given = {"num_classes": num_classes, "width": width, "crop_size": crop, "dropout": dropout, "init": init,
+                 "init_std": init_std}
+        params = inspect.signature(self.builder).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return self.builder(**given, **(dict(self.options) | options))
+        defaults = COMMON_DEFAULTS | {"crop_size": self.default_crop}
+        for name, value in given.items():
+            if name not in params and value != defaults.get(name, value):
+                raise ValueError(f"{self.display_name} takes no {name} option (got {value!r})")
+        return self.builder(**{k: v for k, v in given.items() if k in params}, **(dict(self.options) | options))
+
+
+# what callers pass when the user set nothing: a builder that does not name one of these may ignore it
+COMMON_DEFAULTS = {"width": 1.0, "dropout": None, "init": "normal", "init_std": 0.01}

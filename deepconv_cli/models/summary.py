@@ -49,7 +49,7 @@ def all_archs(num_classes: int = 1000, width: float = 1.0, crop_size: int | None
     return rows
 
 
-LEAVES = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.LocalResponseNorm)
+LEAVES = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.LocalResponseNorm, nn.BatchNorm2d)
 
 
 def layer_rows(arch: str, num_classes: int = 1000, width: float = 1.0, crop_size: int | None = None) -> list[dict]:
@@ -97,4 +97,6 @@ def _describe(m: nn.Module) -> str:
         return f"{kind}-pool {m.kernel_size}/{m.stride}"
     if isinstance(m, nn.LocalResponseNorm):
         return f"LRN n={m.size}"
+    if isinstance(m, nn.BatchNorm2d):
+        return f"batch norm, {m.num_features}"
     return type(m).__name__

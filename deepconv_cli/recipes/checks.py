@@ -83,12 +83,13 @@ INPUTS = [
     ("linear-svm", "--test", "descriptor file"), ("linear-svm", "--labels", "labels file"),
     ("import", 0, "weights file"), ("import", "--classes", "class-name file"),
     ("data", 1, "source folder"),  # data voc|caltech|pack SRC OUT (digits/digit-boxes have no source)
+    ("features", "--boxes", "boxes file"),
 ]
 
 
 def _check_inputs(stage, argv: list[str], produced: list[Path]) -> list[str]:
-    """The input files of linear-svm, import and data voc|caltech|pack stages that neither exist nor are made
-    by an earlier stage."""
+    """The input files of linear-svm, import, features --boxes and data voc|caltech|pack stages that neither exist
+    nor are made by an earlier stage."""
     found = []
     words = positionals(argv[1:])
     for command, where, what in INPUTS:

@@ -9,8 +9,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichModelSummary, RichProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichModelSummary
 
+from deepconv_cli.compat.lightning import DescribedRichProgressBar
 from deepconv_cli.files import staged_file
 from deepconv_cli.training.stops import logging_step
 
@@ -79,6 +80,11 @@ class RunCheckpoint(ModelCheckpoint):
     the current folder (same file names) before Lightning restores them.
     """
 
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args, **kwargs) -> None:
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return  # the epoch-end checkpoint follows validation; one saved before it would resume past validation
+        super().on_train_batch_end(trainer, module, *args, **kwargs)
+
     @property
     def state_key(self) -> str:  # ModelCheckpoint's key, so checkpoints of either class restore each other's state
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
@@ -100,7 +106,7 @@ class RunCheckpoint(ModelCheckpoint):
         super().load_state_dict(state_dict)
 
 
-class EpochProgressBar(RichProgressBar):
+class EpochProgressBar(DescribedRichProgressBar):
     """Rich bars with epochs counted from 1 ("Epoch 30/30" for the last of 30), as the summary lines count them."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -119,7 +125,7 @@ class EpochProgressBar(RichProgressBar):
             items["loss"] = f"{self._loss:.3f}"
         return items
 
-    def _get_train_description(self, current_epoch: int) -> str:
+    def train_description(self, current_epoch: int) -> str:
         total = f"/{self.trainer.max_epochs}" if self.trainer.max_epochs not in (None, -1) else ""
         description = f"Epoch {current_epoch + 1}{total}"
         return f"{description:{len(self.validation_description)}}"

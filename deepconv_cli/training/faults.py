@@ -6,7 +6,8 @@
 - `resume_checkpoint` picks the newest readable of last.ckpt, last.prev.ckpt and best.ckpt, saying which
   unreadable file it passed over.
 - `RngState` saves the random generators' state in the checkpoint and restores it, so a resumed run draws the
-  same data order and augmentations as an uninterrupted one (exactly so with num_workers 0).
+  same data order and augmentations as an uninterrupted one (exactly so on packed data, with any number of loader
+  workers: data/packed.py).
 
 Stopping on a signal or a non-finite gradient: training/stops.py.
 """
@@ -14,6 +15,7 @@ Stopping on a signal or a non-finite gradient: training/stops.py.
 import errno
 import random
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -132,10 +134,72 @@ def _set_rng_state(state: dict) -> None:
 
 
 class RngState(Callback):
-    """Random generators' state into every checkpoint, and back on resume (before the first epoch's data order)."""
+    """Random generators' state into every checkpoint, and back on resume (before the first epoch's data order).
+
+    A validation loader with persistent workers draws its workers' base seed from the global generator once, when
+    its iterator is first created: in an uninterrupted run during the sanity check (which Lightning runs with the
+    generator isolated) or at the first validation. A resumed run skips the sanity check, so its first validation
+    would draw that seed again, and every batch after it would differ (other dropout masks and colour shifts).
+    Whether the iterator existed is saved with the state; if it did, the resumed run's first validation leaves the
+    generator as it found it."""
+
+    def __init__(self) -> None:
+        self.val_started = False  # this run (or the one it resumes) created the persistent validation iterator
+        self._restore_at_validation: torch.Tensor | None = None
+        self._pending = False
 
     def state_dict(self) -> dict:
-        return _rng_state()
+        return _rng_state() | {"val_loader_started": self.val_started}
 
     def load_state_dict(self, state_dict: dict) -> None:
         _set_rng_state(state_dict)
+        self.val_started = self._pending = bool(state_dict.get("val_loader_started"))
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx: int) -> None:
+        if self._pending:  # the state the validation that may follow this step must find
+            self._restore_at_validation = torch.get_rng_state()
+
+    def on_validation_start(self, trainer, module) -> None:  # after Lightning created the validation iterator
+        if not getattr(trainer.val_dataloaders, "persistent_workers", False):
+            return  # a new iterator (and seed) every validation, in the uninterrupted run too
+        if self._pending and self._restore_at_validation is not None:
+            torch.set_rng_state(self._restore_at_validation)
+        self._pending, self._restore_at_validation = False, None
+        self.val_started = True
+
+
+class EpochSoFar(Callback):
+    """The running epoch's training loss (the module's `train_loss` metric) and seconds into every checkpoint, and
+    back on a mid-epoch resume, so the epoch's `train/loss_epoch` and `time/train_seconds` cover the whole epoch,
+    not only the steps after the resume. (Throughput keeps its own counts: training/throughput.py.)"""
+
+    def __init__(self) -> None:
+        self.module: Any = None
+        self._loaded: dict | None = None
+
+    def setup(self, trainer, module, stage: str) -> None:
+        self.module = module
+
+    def state_dict(self) -> dict:
+        metric = getattr(self.module, "train_loss", None)
+        started = getattr(self.module, "epoch_started", None)
+        state: dict = {"seconds": time.perf_counter() - started if started is not None else 0.0}
+        if metric is not None:
+            state["train_loss"] = {name: value.detach().cpu() for name, value in metric.metric_state.items()}
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._loaded = state_dict
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        self._loaded = None  # a new epoch starts (Lightning skips this hook when it resumes one mid-way)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
+        if self._loaded is None:
+            return
+        loaded, self._loaded = self._loaded, None
+        metric = getattr(module, "train_loss", None)
+        if metric is not None and "train_loss" in loaded:  # merged into the fresh (zero) metric: the saved sums
+            metric.merge_state({name: value.to(module.device) for name, value in loaded["train_loss"].items()})
+        if hasattr(module, "epoch_started"):
+            module.epoch_started = time.perf_counter() - float(loaded["seconds"])

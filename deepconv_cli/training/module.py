@@ -12,6 +12,7 @@ from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, NonNegativ
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from deepconv_cli.compat.lightning import attached_trainer
 from deepconv_cli.data.device_decode import DeferredBatch
 from deepconv_cli.data.transforms import pca_color_shift
 from deepconv_cli.models.checkpoint import ModelMeta
@@ -149,13 +150,15 @@ class ClassifierModule(L.LightningModule):
     def configure_model(self) -> None:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        on_cuda = self._trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        trainer = attached_trainer(self)
+        on_cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
         if self.compile_model or (self.compile_model is None and on_cuda):
             self.model.compile()  # in place: parameter names, hence checkpoints, stay as they are
             self.compiled = True  # the first training step's pause is reported once (on_train_batch_end)
 
     def setup(self, stage: str) -> None:
-        data = self.trainer.datamodule if self._trainer is not None else None
+        trainer = attached_trainer(self)
+        data = trainer.datamodule if trainer is not None else None
         if data is not None and getattr(data, "stats", None):
             self.adopt_data_stats(data.stats, data.s_min, data.s_max, data.pca_std)
             if getattr(data, "mean_image", None) is not None and self.kept_preprocessing is None:
@@ -204,7 +207,8 @@ class ClassifierModule(L.LightningModule):
         # train`): the step loss is logged only on the steps the logger writes, the epoch mean once an epoch
         # (not a progress-bar metric: Lightning would turn it into a number, a wait for the device, every step;
         # EpochProgressBar shows it from the logging steps)
-        if self._trainer is None or logging_step(self.trainer):
+        trainer = attached_trainer(self)
+        if trainer is None or logging_step(trainer):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
 
@@ -217,7 +221,8 @@ class ClassifierModule(L.LightningModule):
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             seconds, self.compile_reported = time.perf_counter() - self.first_step_started, True
-            if self._trainer is None or self.trainer.is_global_zero:
+            trainer = attached_trainer(self)
+            if trainer is None or trainer.is_global_zero:
                 print(f"torch.compile: the first training step took {seconds:.1f} s (kernels generated once per "
                       "run; later steps run compiled; --model.compile false skips it)")
 

@@ -1,9 +1,11 @@
 """A training run's lifecycle, the same for `train`, `fine-tune` and `localise fit` (and their recipe stages).
 
 `build_cli` makes the LightningCLI (`DeepconvCLI`, or a subclass such as the localiser's) with the paper's
-defaults; instantiating its Trainer takes the run directory's lock (training/run_dir.py), adds the callbacks and
-atomic checkpoints; `after_instantiate_classes` plans the batch across devices and sets the CPU thread budget
-(training/resources.py). training/fit.py's `fit` then runs the one fit sequence.
+defaults and the command's options (training/options.py); instantiating its Trainer adds the callbacks and atomic
+checkpoints; `after_instantiate_classes` plans the batch across devices, sets the CPU thread budget
+(training/resources.py) and says what a config-less CPU run is about to train. Building writes nothing into the run
+directory: training/fit.py's `fit` then runs the one fit sequence inside the run's lifecycle (training/lifecycle.py:
+the lock, resume, the finished state).
 
 `--trainer.strategy ddp --trainer.devices N [--trainer.num_nodes M]` trains data parallel with the same
 optimisation batch (`data.batch_size`) as one device. Re-running the same command after a crash, kill -9,
@@ -11,14 +13,13 @@ SIGTERM or SLURM pre-emption continues from RUN_DIR/last.ckpt (see training/faul
 """
 
 import argparse
-import atexit
 import logging
 import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Literal
 
+import jsonargparse.typing
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor
@@ -28,6 +29,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from deepconv_cli.data.datamodule import ImageFolderData
 from deepconv_cli.errors import one_line_usage, usage
+from deepconv_cli.models.registry import get_spec
 from deepconv_cli.training.batching import plan_batches
 from deepconv_cli.training.callbacks import (
     CurvesPNG,
@@ -38,12 +40,10 @@ from deepconv_cli.training.callbacks import (
     ValidationCount,
     quiet_lightning_tips,
 )
-from deepconv_cli.training.faults import AtomicCheckpointIO, RngState
+from deepconv_cli.training.faults import AtomicCheckpointIO, EpochSoFar, RngState
 from deepconv_cli.training.module import ClassifierModule
+from deepconv_cli.training.options import TRAIN, TrainingCommand
 from deepconv_cli.training.resources import set_threads, workers_warning
-from deepconv_cli.training.run_dir import (
-    RunLock,
-)
 from deepconv_cli.training.speed import DeepconvTrainer
 from deepconv_cli.training.stops import (
     NonFiniteGuard,
@@ -52,20 +52,18 @@ from deepconv_cli.training.stops import (
 )
 from deepconv_cli.training.throughput import EpochThroughput
 
+QUICKSTART = "recipes/quickstart/vgg_a.yaml"
 TRAINER_DEFAULTS = {"max_epochs": 74, "default_root_dir": "runs/default", "log_every_n_steps": 10}
 TITLE = "deepconv {command}: train a network (VGG A-E, AlexNet, ZFNet, LeNet-5, NiN, GoogLeNet) with Lightning's " \
     "Trainer"
 
 
-def underscore_names(argv: list[str]) -> list[str]:
-    """`--data.batch-size 8` -> `--data.batch_size 8` (every option name; values untouched): LightningCLI's rule."""
-    out = []
-    for arg in argv:
-        if arg.startswith("--") and arg != "--":
-            name, eq, value = arg.partition("=")
-            arg = "--" + name[2:].replace("-", "_") + eq + value
-        out.append(arg)
-    return out
+class Parsed(Exception):  # noqa: N818 - not an error: how a parse-only CLI stops once its config is checked
+    """Raised by a parse-only DeepconvCLI right after parsing, so that nothing is seeded, built or read."""
+
+    def __init__(self, cli: "DeepconvCLI") -> None:
+        super().__init__("parsed")
+        self.cli = cli
 
 
 class DeepconvCLI(LightningCLI):
@@ -73,34 +71,26 @@ class DeepconvCLI(LightningCLI):
 
     BEST = "best val top-1 error"  # what `fit` reports of the best checkpoint's monitored score
 
-    def __init__(self, *args, fine_tune: bool = False, **kwargs) -> None:
-        self.fine_tune = fine_tune
+    def __init__(self, *args, command: TrainingCommand = TRAIN, parse_only: bool = False, **kwargs) -> None:
+        self.command, self.parse_only = command, parse_only
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.crop_size", "model.crop_size")
-        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
-        parser.add_argument(
-            "--resume", type=bool, default=True, help="continue from RUN_DIR/last.ckpt when it exists"
-        )
-        parser.add_argument("--curves_log_error", type=bool, default=False, help="curves.png: log-scale error axis")
-        parser.add_argument("--last_every_n_steps", type=int, default=0, help="also write last.ckpt every N "
-                            "optimisation steps (0: at epoch ends); packed data then resume mid-epoch exactly")
-        if self.fine_tune:
-            parser.add_argument("--init_from", type=str | None, default=None,
-                                help="the trained checkpoint the network is initialised from (required)")
-            parser.add_argument("--init_layers", type=Literal["paper", "all"] | None, default=None,
-                                help="paper: A's first four convs + three FCs into the same positions (default "
-                                "between architectures); all: every layer (default for the same architecture)")
+        for source, target, apply_on in self.command.links:
+            parser.link_arguments(source, target, apply_on=apply_on)
+        for option in self.command.options:
+            kind = getattr(jsonargparse.typing, option.type) if isinstance(option.type, str) else option.type
+            parser.add_argument(f"--{option.name}", type=kind, default=option.default, help=option.help)
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         self.command_line = resume_command(parser.prog, args)  # gpusync: what StopOnSignal prints to resume
         try:
-            super().parse_arguments(parser, underscore_names(list(args)) if args is not None else args)
+            super().parse_arguments(parser, args)
         except argparse.ArgumentError as e:
             known = ["--" + key for key in parser.get_defaults().keys()]  # noqa: SIM118 - a Namespace
             raise one_line_usage(e, known, parser.prog) from None
+        if self.parse_only:
+            raise Parsed(self)
 
     def instantiate_classes(self) -> None:
         try:
@@ -109,17 +99,13 @@ class DeepconvCLI(LightningCLI):
             raise usage(str(e)) from None
 
     def instantiate_trainer(self, **kwargs):
-        config = self._get(self.config_init, "trainer")
+        config = (self.config_init[self.subcommand] if self.subcommand else self.config_init)["trainer"]
         self.run_dir = Path(config.get("default_root_dir") or ".")
-        self.lock = RunLock(self.run_dir)
-        if launcher_rank_zero():  # before the Trainer prints anything: a busy folder is the only line
-            self.lock.acquire()
-            atexit.register(self.lock.release)
         if config.get("logger") in (None, True):
             config["logger"] = CSVLogger(self.run_dir, name="", version="")
         last = self.run_dir / "last.ckpt"
         curves = CurvesPNG(log_error=bool(self.config.get("curves_log_error")))
-        extra = [LearningRateMonitor("epoch"), curves, ValidationCount(), RngState(), EpochThroughput()]
+        extra = [LearningRateMonitor("epoch"), curves, ValidationCount(), RngState(), EpochSoFar(), EpochThroughput()]
         extra.append(StopAfterLrDrops(self.model.hparams.max_lr_drops, self.model.hparams.lr_drop_factor))
         extra += [NonFiniteGuard(last), StopOnSignal(last, self.command_line)]
         if config.get("enable_checkpointing", True) is not False:
@@ -155,6 +141,8 @@ class DeepconvCLI(LightningCLI):
             )
             if getattr(trainer, "precision_note", ""):
                 print(trainer.precision_note)
+            if not self.config.get("config") and self.on_cpu():
+                print(self.cpu_note())
             warning = workers_warning(data.num_workers, trainer.num_devices)
             if warning:
                 print(warning, file=sys.stderr)
@@ -162,31 +150,25 @@ class DeepconvCLI(LightningCLI):
     def on_cpu(self) -> bool:
         return isinstance(self.trainer.accelerator, CPUAccelerator)
 
-
-class ParseOnly:
-    """Mixed into a LightningCLI: parse and type-check the command line (config files included) into `config`,
-    build nothing, seed nothing, touch no file; how a recipe checks its training stages before any starts."""
-
-    def _set_seed(self) -> None:
-        pass
-
-    def _add_instantiators(self) -> None:
-        pass
-
-    def instantiate_classes(self) -> None:
-        pass
-
-    def after_instantiate_classes(self) -> None:
-        pass
+    def cpu_note(self) -> str:
+        """What a run without a -c config is about to train on the CPU, and the recipe that suits a CPU."""
+        meta, data = self.model.meta, self.datamodule
+        params = sum(p.numel() for p in self.model.parameters())
+        return (f"note: no -c config: training {get_spec(meta.arch).display_name} at width {meta.width:g} "
+                f"({params / 1e6:.1f} M parameters) on {data.crop_size}px crops, batch {data.batch_size}, on the CPU; "
+                f"full-width nets take minutes per step here. For a CPU-sized run: deepconv train -c {QUICKSTART} (or "
+                "the whole chain: deepconv recipe run recipes/quickstart.yaml)")
 
 
-def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = False, parse_only: bool = False,
+def build_cli(argv: list[str], command: TrainingCommand = TRAIN, prog: str | None = None, parse_only: bool = False,
               cli_class: type[DeepconvCLI] = DeepconvCLI, module_class: type = ClassifierModule,
               data_class: type = ImageFolderData, description: str | None = None) -> DeepconvCLI:
-    """The training CLI for `argv`, its classes built (`parse_only`: its `config` parsed and checked only).
+    """The training CLI of `command` for `argv`, its classes built (`parse_only`: its `config` parsed and checked,
+    nothing seeded, built or read). `argv` is spelled as LightningCLI parses it (cli/train.py's `precheck`).
 
     `cli_class`, `module_class` and `data_class` make another training of the same lifecycle (the localiser's).
     """
+    prog = prog or command.prog
     # noise for deepconv users: argv is ours on purpose, run dirs are reused on resume (the history is kept by
     # run_dir.keep_history), the batch hook is the module's
     for message in ("LightningCLI's args parameter is intended", "Checkpoint directory .* exists and is not empty",
@@ -195,23 +177,21 @@ def build_cli(argv: list[str], prog: str = "deepconv train", fine_tune: bool = F
         warnings.filterwarnings("ignore", message=message)
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # the seed is in config.yaml
     quiet_lightning_tips()
-    if parse_only:
-        cli_class = type(f"Checked{cli_class.__name__}", (ParseOnly, cli_class), {})
-    return cli_class(
-        module_class,
-        data_class,
-        trainer_class=DeepconvTrainer,  # precision: auto (training/speed.py), resolved before Lightning's Trainer
-        run=False,
-        args=argv,
-        trainer_defaults=TRAINER_DEFAULTS,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"exit_on_error": False, "prog": prog, "allow_abbrev": False,
-                       "description": description or TITLE.format(command=prog.split()[-1])},
-        fine_tune=fine_tune,
-    )
+    try:
+        return cli_class(
+            module_class,
+            data_class,
+            trainer_class=DeepconvTrainer,  # precision: auto (training/speed.py), resolved before Lightning's Trainer
+            run=False,
+            args=argv,
+            trainer_defaults=TRAINER_DEFAULTS,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False, "prog": prog, "allow_abbrev": False,
+                           "description": description or TITLE.format(command=prog.split()[-1])},
+            command=command,
+            parse_only=parse_only,
+        )
+    except Parsed as parsed:
+        return parsed.cli
 
-
-def launcher_rank_zero() -> bool:
-    """The one process of a (multi-node, multi-device) training that owns the run directory's lock and files."""
-    return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))

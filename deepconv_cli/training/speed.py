@@ -1,7 +1,8 @@
 """GPU speed defaults of `deepconv train`: the Trainer's `precision: auto` and the GPU peaks behind model FLOP
 utilisation (MFU).
 
-`auto` is resolved before Lightning's Trainer is built: bf16-mixed on a CUDA GPU that supports bf16 (Ampere and
+`auto` is resolved before Lightning's Trainer is built, by the resolver evaluation uses too (models/precision.py):
+bf16-mixed on a CUDA GPU that supports bf16 (Ampere and
 later), 32-true on the CPU and on older GPUs (where `--trainer.precision 16-mixed` is the user's call). Any of
 Lightning's precisions given with `--trainer.precision` is used as given.
 """
@@ -10,15 +11,14 @@ import re
 from typing import Literal
 
 import lightning as L
-import torch
-from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
+
+from deepconv_cli.compat.lightning import PRECISION_INPUT
+from deepconv_cli.models.precision import device_facts, resolve_precision
 
 # dense (no sparsity) bf16 tensor-core peaks in TFLOP/s of the GPUs we know, by the words of their CUDA names;
 # MFU is measured against these
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H100 PCIE": 756.0, "H100 NVL": 835.0, "H200": 989.4, "H200 NVL": 835.0,
                     "GH200": 989.4, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
-CUDA_ACCELERATORS = ("auto", "gpu", "cuda")
-FORK_STRATEGIES = ("fork", "notebook")  # strategies that fork after the Trainer is built: CUDA must stay untouched
 
 
 def peak_tflops(device_name: str | None) -> float | None:
@@ -36,38 +36,10 @@ def mfu(images_per_second: float, forward_flops: float, peak: float | None) -> f
     return images_per_second * 3 * forward_flops / (peak * 1e12)
 
 
-def resolve_precision(requested: str | int, accelerator: object, cuda_available: bool, bf16_supported: bool) -> str:
-    """Lightning's precision for a deepconv `precision` setting, given the device facts.
-
-    "auto": bf16-mixed when the run is on CUDA (accelerator auto/gpu/cuda and a CUDA GPU present) and the GPU
-    supports bf16, else 32-true. Anything else is returned unchanged (as a string).
-    """
-    if requested != "auto":
-        return str(requested)
-    name = accelerator if isinstance(accelerator, str) else type(accelerator).__name__.removesuffix("Accelerator")
-    on_cuda = cuda_available and name.lower() in CUDA_ACCELERATORS
-    return "bf16-mixed" if on_cuda and bf16_supported else "32-true"
-
-
-def device_facts(accelerator: object, strategy: object) -> tuple[bool, bool, str]:
-    """(CUDA GPU present, it supports bf16, why) without initialising CUDA where a fork follows."""
-    from lightning.pytorch.accelerators import CUDAAccelerator
-
-    cuda = CUDAAccelerator.is_available()  # NVML count: does not initialise CUDA
-    name = accelerator if isinstance(accelerator, str) else type(accelerator).__name__
-    if not cuda or name.lower().startswith("cpu"):
-        return cuda, False, "no CUDA GPU in use"
-    if any(word in str(strategy) for word in FORK_STRATEGIES):
-        return cuda, False, "the GPU is not probed before a fork strategy starts"
-    if torch.cuda.is_bf16_supported(including_emulation=False):
-        return True, True, f"{torch.cuda.get_device_name(0)} supports bf16"
-    return True, False, f"{torch.cuda.get_device_name(0)} has no bf16 tensor cores"
-
-
 class DeepconvTrainer(L.Trainer):
     """Lightning's Trainer with deepconv's precision default (`auto`, resolved before the Trainer is built)."""
 
-    def __init__(self, *args, precision: Literal["auto"] | _PRECISION_INPUT = "auto", **kwargs) -> None:
+    def __init__(self, *args, precision: Literal["auto"] | PRECISION_INPUT = "auto", **kwargs) -> None:
         """Lightning's Trainer; every option but `precision` is Lightning's own.
 
         Args:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from deepconv_cli.compat.lightning import should_update_logs
 from deepconv_cli.errors import INTERRUPTED, DeepconvError, failure
 
 EXIT_SIGNALLED = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
@@ -44,7 +45,7 @@ def logging_step(trainer: L.Trainer) -> bool:
     """True during the training batches whose metrics the logger writes (every `log_every_n_steps`): the steps on
     which the host reads the device anyway. Lightning's own rule, so the module, the progress bar and the guards
     agree with what the logger writes."""
-    return bool(trainer._logger_connector.should_update_logs)
+    return should_update_logs(trainer)
 
 
 def reading_step(trainer: L.Trainer) -> bool:
@@ -65,8 +66,10 @@ class StopOnSignal(Callback):
     collective inside the signal handler, its SLURM SIGUSR1 handler saves in the middle of a step, and Ctrl-C
     would otherwise be Lightning's KeyboardInterrupt (exit 1, nothing saved). A single process reads its flag at
     every step boundary (a Python attribute: no device work). Several processes decide together every
-    `log_every_n_steps` steps and at the epoch's end (one all-reduce then, none in between), so they all save the
-    same step. Under SLURM, after SIGUSR1 rank 0 requeues the job (`scontrol requeue`), which then resumes.
+    `log_every_n_steps` steps (one all-reduce then, none in between), so they all save the same step. Under
+    SLURM, after SIGUSR1 rank 0 requeues the job (`scontrol requeue`), which then resumes. A signal that arrives
+    in an epoch's last step stops after the next one, once the epoch's validation and end have run.
+    Loader workers, which a terminal's Ctrl-C reaches too, leave the signal to the trainer: one line per signal.
     """
 
     def __init__(self, checkpoint: Path, command: str = "") -> None:
@@ -74,8 +77,11 @@ class StopOnSignal(Callback):
         self.command = command  # the command line that resumes (empty: "the same command")
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._pid = os.getpid()
 
     def _handler(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._pid:
+            return  # a loader worker (forked with this handler; a terminal's Ctrl-C reaches it too): the trainer stops
         if signum == signal.SIGINT and self.received == signal.SIGINT:
             os.write(2, b"deepconv: interrupted again: aborted at once, nothing saved after the last checkpoint\n")
             os._exit(EXIT_INTERRUPTED)
@@ -85,6 +91,7 @@ class StopOnSignal(Callback):
                 os.write(2, b"\nCtrl-C: finishing this step and saving last.ckpt (Ctrl-C again aborts at once)\n")
 
     def _install(self) -> None:
+        self._pid = os.getpid()
         for signum in STOP_SIGNALS:
             previous = signal.signal(signum, self._handler)
             self._previous.setdefault(signum, previous)
@@ -110,10 +117,11 @@ class StopOnSignal(Callback):
         self._restore()
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        if (
-            (batch_idx + 1) % trainer.accumulate_grad_batches
-            and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
-        ):
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            # the epoch's validation and end first: Lightning resumes a checkpoint saved at the last batch in the
+            # next epoch, so that epoch's validation, loss and learning-rate plateau check would never happen
+            return
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
             return  # never stop between the micro-batches of one optimisation step
         if trainer.world_size == 1:
             if self.received is None:
@@ -122,7 +130,7 @@ class StopOnSignal(Callback):
             self.received is not None, all=False
         ):
             return
-        trainer.save_checkpoint(self.checkpoint)
+        trainer.save_checkpoint(self.checkpoint, weights_only=False)  # the whole state (and no log line about it)
         name = signal.Signals(self.received).name if self.received else "a signal on another process"
         requeued = self._requeue() if self.received == signal.SIGUSR1 and trainer.is_global_zero else ""
         again = f"`{self.command}`" if self.command else "the same command"

@@ -48,6 +48,7 @@ class EpochThroughput(Callback):
         self.peak: float | None = None  # TFLOP/s of all devices together
         self.flops: int | None = None
         self.started: float | None = None  # None: no epoch being measured (a resumed epoch starts at its first step)
+        self.loaded: dict | None = None  # the interrupted epoch's counts, from the checkpoint
 
     def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         root = trainer.strategy.root_device
@@ -58,6 +59,17 @@ class EpochThroughput(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._reset()
+        self.loaded = None  # a new epoch: counts saved in an earlier one are not this epoch's
+
+    def state_dict(self) -> dict:
+        """The epoch's counts so far (in every checkpoint): a mid-epoch resume continues them."""
+        if self.started is None:
+            return {}
+        seconds = time.perf_counter() - self.started - self.validating
+        return {"seconds": seconds, "wait": self.wait, "images": self.images}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.loaded = state_dict or None
 
     def _reset(self) -> None:
         self.started = self.last_end = time.perf_counter()
@@ -67,6 +79,9 @@ class EpochThroughput(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int) -> None:
         if self.started is None:  # resumed mid-epoch: Lightning does not call on_train_epoch_start again
             self._reset()
+            if self.loaded:  # the counts of the epoch's steps before the interruption
+                self.started -= self.loaded["seconds"]
+                self.wait, self.images, self.loaded = self.loaded["wait"], self.loaded["images"], None
         self.wait += time.perf_counter() - self.last_end
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx: int) -> None:
