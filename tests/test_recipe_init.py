@@ -71,10 +71,12 @@ def test_the_recipe_init_and_preprocessing_learn_below_chance(settings, digits_d
     dm.setup("fit")
     module = ClassifierModule(arch, dm.num_classes, width=0.125, crop_size=crop, dropout=0.5, init=init,
                               init_std=std, channels_last=False, compile=False)
-    if init != "glorot":
+    if init == "normal":  # Glorot's and Kaiming's inits scale with the layer's own fan-in by definition
         rescale_to_full_width_fan_in(module, std)
     module.adopt_data_stats(dm.stats, dm.s_min, dm.s_max, pca_std)
-    opt = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    # torchvision's lr 0.1 (vgg16_bn.yaml) is for 8 GPUs x 32 images; this batch of 32 takes it by the linear
+    # scaling rule (0.0125); the paper's 0.01 recipes keep theirs
+    opt = torch.optim.SGD(module.parameters(), lr=min(lr, 0.1 * 32 / 256), momentum=0.9, weight_decay=5e-4)
     module.train()
     losses: list[float] = []
     while len(losses) < STEPS:
