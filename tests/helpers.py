@@ -46,7 +46,8 @@ class SignalAtStep(Callback):
 
 class PauseAtStep(Callback):
     """On a job's first run only (SLURM_RESTART_COUNT unset or 0), wait at `step` until a signal arrives (at most
-    `seconds`), after writing RUN_DIR/paused: a SLURM requeue or time-limit signal then lands at a known step."""
+    `seconds`), after writing RUN_DIR/paused: a SLURM requeue or time-limit signal then lands at a known step. Every
+    run appends each step it trains to RUN_DIR/steps, so a test sees where a resumed run started."""
 
     def __init__(self, step: int, seconds: float = 300) -> None:
         self.step, self.seconds = step, seconds
@@ -54,6 +55,9 @@ class PauseAtStep(Callback):
     def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
         import time
 
+        if trainer.is_global_zero:
+            with open(Path(trainer.default_root_dir) / "steps", "a") as log:
+                log.write(f"{trainer.global_step}\n")
         if trainer.global_step != self.step or os.environ.get("SLURM_RESTART_COUNT", "0") != "0":
             return
         if trainer.is_global_zero:

@@ -23,9 +23,10 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1",
 
 
 def as_from_a_terminal() -> None:
-    """In the child before exec: Ctrl-C delivered and handled as in a shell's fresh command. An ignored or blocked
-    SIGINT is inherited across exec, and an earlier in-process test can leave this pytest process so (seen in the
-    whole suite, never with this file alone; which test does it is not yet found)."""
+    """In the child before exec: Ctrl-C delivered and handled as in a shell's fresh command. An ignored SIGINT is
+    inherited across exec, and pytest itself runs with SIGINT ignored when a non-interactive shell starts it in the
+    background (`pytest ... &` in a script: POSIX shells ignore SIGINT in asynchronous commands without job control),
+    as a CI runner or nohup may."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 

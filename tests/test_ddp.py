@@ -97,6 +97,7 @@ def _shard_and_gather(rank: int, world: int, port: int, size: int, results) -> N
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_unpadded_sampler_and_gather_count_every_image_once():
     size, world = 7, 2
     with mp.Manager() as manager:

@@ -147,6 +147,7 @@ def _jpeg_tree(tmp_path: Path, digits_dir: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_training_through_deferred_batches_learns(tmp_path, digits_dir, monkeypatch):
     """The device path forced on a CPU (device="cpu" decoding): workers send bytes and parameters, the module
     makes the crops in on_after_batch_transfer, and the narrow net's training loss falls."""

@@ -56,6 +56,16 @@ def test_descriptor_norm_flip_invariance_and_aggregate_dims(net_ckpt):
     assert (unit(x, False) - unit(xm, False)).abs().max() > 1e-2
 
 
+def test_bf16_descriptors_run_under_autocast_and_stay_close_to_fp32(net_ckpt):
+    """`features --precision bf16`: the forward passes run in bfloat16 (the descriptor differs from fp32's) and the
+    descriptor stays within 1% of fp32's direction; returned in float32 either way."""
+    model, _ = load_model(net_ckpt)
+    x = torch.stack([noise(40, 52, seed) for seed in range(4)])
+    fp32, bf16 = pooled_descriptors(model, x), pooled_descriptors(model, x, bf16=True)
+    assert bf16.dtype == torch.float32 and not torch.equal(fp32, bf16)
+    assert F.cosine_similarity(fp32, bf16).min() > 0.99
+
+
 def test_dense_descriptor_at_crop_size_equals_crop_path_fc2(net_ckpt):
     model, _ = load_model(net_ckpt)
     x = noise(32, 32, seed=1)[None].float()

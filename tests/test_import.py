@@ -42,6 +42,7 @@ def vgg11(tmp_path_factory):
     return model, path
 
 
+@pytest.mark.slow
 def test_imported_torchvision_vgg11_gives_torchvision_logits(vgg11, tmp_path, capsys):
     tv, weights = vgg11
     names = tmp_path / "classes.txt"

@@ -17,6 +17,7 @@ def run_svm(tmp_path, *args) -> list[dict]:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_unseen_digits_deep_features_vs_raw_pixels(ckpt_0_4, digits_0_4_and_5_9, tmp_path, capsys):
     unseen = digits_0_4_and_5_9[1]
     deep, raw = tmp_path / "deep.safetensors", tmp_path / "raw.safetensors"
@@ -50,6 +51,7 @@ def composites(folder, pairs, images) -> list[str]:
     return rows
 
 
+@pytest.mark.slow
 def test_multi_label_composites_mean_ap(ckpt_0_4, tmp_path):
     images, labels = load_digits()
     rng = np.random.default_rng(0)

@@ -156,14 +156,17 @@ def test_digit_boxes_deterministic(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", ["imagenet/localise_pcr_s256", "imagenet/localise_pcr_s384", "quickstart_localise/pcr",
-                                  "quickstart_localise/scr", "quickstart_localise/pcr_fc"])
+                                  "quickstart_localise/scr", "quickstart_localise/pcr_fc",
+                                  "quickstart_localise/scr_fc"])
 def test_localise_recipes_are_valid_configs(name, capsys):
     path = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.yaml"
     with pytest.raises(SystemExit) as done:
         deepconv(["localise", "fit", "-c", str(path), "--print_config"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert f"regression: {'scr' if name.endswith('scr') else 'pcr'}" in out and "train_layers:" in out
+    words = name.rpartition("/")[2].split("_")  # pcr, scr_fc, localise_pcr_s256: regression, then fc when FC-only
+    regression = "scr" if "scr" in words else "pcr"
+    assert f"regression: {regression}" in out and f"train_layers: {'fc' if 'fc' in words else 'all'}" in out
 
 
 def test_quickstart_localise_chain_stages():

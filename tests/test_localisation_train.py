@@ -37,6 +37,7 @@ def localiser(boxes_dir, trained_ckpt, tmp_path_factory) -> Path:
     return run / "best.ckpt"
 
 
+@pytest.mark.slow
 def test_a_finished_localiser_run_is_left_as_it_is(localiser, boxes_dir, trained_ckpt, capsys):
     """`localise fit` has train's lifecycle: the same command again finds the run finished and touches nothing."""
     run = localiser.parent
@@ -49,6 +50,7 @@ def test_a_finished_localiser_run_is_left_as_it_is(localiser, boxes_dir, trained
         pass
 
 
+@pytest.mark.slow
 def test_pcr_beats_whole_image_baseline(localiser, boxes_dir, tmp_path):
     out = tmp_path / "centre.json"
     assert deepconv(["localise", "evaluate", "--ckpt", str(localiser), "--data", str(boxes_dir), "--protocol",
@@ -59,6 +61,7 @@ def test_pcr_beats_whole_image_baseline(localiser, boxes_dir, tmp_path):
     assert row["loc_error"] <= row["baseline_error"] - 30, row
 
 
+@pytest.mark.slow
 def test_dense_top5_counts_each_image_once(localiser, boxes_dir, trained_ckpt, tmp_path, capsys):
     out = tmp_path / "dense.json"
     code = deepconv(["localise", "evaluate", "--ckpt", str(localiser), "--ckpt", str(localiser), "--classifier",
@@ -71,6 +74,7 @@ def test_dense_top5_counts_each_image_once(localiser, boxes_dir, trained_ckpt, t
     assert "40 images, each counted exactly once" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_dense_top5_ranks_by_a_fused_classification_system(localiser, boxes_dir, trained_ckpt, tmp_path):
     def run(name, *extra):
         out = tmp_path / f"{name}.json"
@@ -97,6 +101,7 @@ def test_counted_once_refuses_repeats():
             counted_once(seen, items)
 
 
+@pytest.mark.slow
 def test_predict_draws_boxes(localiser, boxes_dir, trained_ckpt, tmp_path, capsys):
     image = next((boxes_dir / "val" / "4").glob("*.png"))
     assert deepconv(["localise", "predict", str(image), "--ckpt", str(localiser), "--classifier", str(trained_ckpt),
@@ -120,6 +125,7 @@ def boxes_pack(boxes_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_a_pack_with_boxes_gives_the_folders_crops_targets_and_scores(localiser, boxes_dir, boxes_pack, tmp_path):
     """`data pack` of a tree with boxes/: localise fit reads the same items, crops and box targets from the pack
     (same seed, same draw) and the same statistics; localise evaluate prints the folder's numbers."""
@@ -154,6 +160,7 @@ def test_a_pack_with_boxes_gives_the_folders_crops_targets_and_scores(localiser,
     assert rows[0]["baseline_error"] == rows[1]["baseline_error"]
 
 
+@pytest.mark.slow
 def test_packed_boxes_follow_a_max_side_reencode_and_bad_input_is_one_line(boxes_dir, boxes_pack, trained_ckpt,
                                                                            tmp_path, capsys):
     from deepconv_cli.data.packed import PackedSplit, read_meta

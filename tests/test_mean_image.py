@@ -69,6 +69,7 @@ def mean_image_run(tmp_path_factory) -> tuple[Path, Path]:
     return root, run / "best.ckpt"
 
 
+@pytest.mark.slow
 def test_training_with_the_mean_image_carries_it_to_evaluation_and_onnx(mean_image_run, tmp_path):
     root, ckpt = mean_image_run
     model, meta = load_model(ckpt)

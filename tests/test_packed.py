@@ -271,6 +271,7 @@ def test_a_damaged_pack_is_one_line_naming_the_file(packed_dir, tmp_path, capsys
         assert not (tmp_path / f"run-{name}" / "last.ckpt").exists() and not (tmp_path / "f.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_a_pack_resumed_after_its_source_changed_is_refused_then_restarted(small_tree, tmp_path, monkeypatch, capsys):
     """Interrupted after train/, the source loses images and the options change: the rerun is one line (exit 1),
     never a mix; --restart packs the new source from the beginning, every label matching its chunk."""
@@ -304,6 +305,7 @@ def test_a_pack_resumed_after_its_source_changed_is_refused_then_restarted(small
         assert all(min(data.open_rgb(i).size) <= 7 for i in range(len(data)))
 
 
+@pytest.mark.slow
 def test_pack_out_is_resolved_and_checked_before_any_work(small_tree, tmp_path, capsys, monkeypatch):
     """A symlink to an empty folder is packed into (through the link); `.`, a folder inside SRC, a place under a
     file are refused with one line (exit 2) before anything is written."""

@@ -50,22 +50,25 @@ def test_a_url_data_folder_is_not_reported_missing(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_digits_chain_reduced_fills_the_report(tmp_path, capsys):
-    """digits.yaml cut to A -> D, Table 3's evaluation of D and Table 11's Caltech protocol (1 epoch each, ~1 min):
-    the stages chain, their JSONs match published rows, and the report stage prints them."""
+    """digits.yaml cut to A -> D and E, Table 3's evaluation of D, Table 11's Caltech protocol and Table 12's two
+    settings (1 epoch each, S = 36 only): the stages chain, their JSONs match published rows, and the report stage
+    prints them."""
     import json
 
     import yaml
 
     recipe = yaml.safe_load((PAPER / "digits.yaml").read_text())
-    keep = {"digits", "vgg_a_s36", "vgg_d_s36", "table3_vgg_d_s36", "table11_d_features", "table11_d_svm", "report"}
+    keep = {"digits", "digit_boxes", "vgg_a_s36", "vgg_d_s36", "vgg_e_s36", "table3_vgg_d_s36", "table11_d_features",
+            "table11_d_svm", "report"} | {s["name"] for s in recipe["stages"] if s["name"].startswith("table12_")}
     stages = []
     for stage in recipe["stages"]:
         if stage["name"] not in keep:
             continue
         if stage.get("config"):
             stage["config"] = str((PAPER / stage["config"]).resolve())
-        stage["args"] = [str(a).replace("{vgg_d_s36_73}", "{vgg_d_s36}").replace("max_epochs=15", "max_epochs=1")
-                         .replace("max_epochs=4", "max_epochs=1") for a in stage.get("args", [])]
+        stage["args"] = [str(a).replace("{vgg_d_s36_73}", "{vgg_d_s36}").replace("{vgg_e_s36_73}", "{vgg_e_s36}")
+                         .replace("max_epochs=15", "max_epochs=1").replace("max_epochs=4", "max_epochs=1")
+                         for a in stage.get("args", [])]
         if stage["command"] in ("train", "fine-tune"):
             stage["args"] += ["--trainer.limit_train_batches=10", "--trainer.limit_val_batches=2"]
         stages.append(stage)
@@ -85,6 +88,9 @@ def test_digits_chain_reduced_fills_the_report(tmp_path, capsys):
     assert 0 <= measured["3", "ILSVRC-2012", "D", "256"]["top1_error"] <= 100
     # the cut chain's descriptor net is D at S = 36, not [36;73]: beside Table 11's Caltech rows it is not comparable
     why = {n["table"]: n["reasons"] for n in report["not_comparable"]}
+    # Table 12's two settings (image; image + box) ran on digit-boxes; D and E trained at S = 36 only: not comparable
+    table12 = [n for n in report["not_comparable"] if n["table"] == "12"]
+    assert len(table12) == 2 and all("trained at S 36" in n["reasons"][0] for n in table12), table12
     assert why["11"][0].startswith("D trained at S 36 (252 in the paper's pixels), the paper's 256-512"), why
 
 

@@ -61,6 +61,7 @@ def recipe_settings() -> dict[tuple, str]:
 SETTINGS = recipe_settings()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", list(SETTINGS), ids=list(SETTINGS.values()))
 def test_the_recipe_init_and_preprocessing_learn_below_chance(settings, digits_dir):
     arch, init, std, flip, pca_std, center_square, lr = settings

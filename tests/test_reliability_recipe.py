@@ -72,6 +72,40 @@ def test_a_changed_stage_is_run_again_not_silently_skipped(tmp_path, capsys):
     assert (tmp_path / "two" / "train").is_dir()
 
 
+def test_a_stage_whose_inputs_were_rewritten_after_it_finished_is_run_again(tmp_path, capsys):
+    """A report stage re-reads the run root's results after an earlier stage re-ran; a stage named a file written
+    after it finished (features for linear-svm) runs again; data folders are not walked."""
+    runs = tmp_path / "runs"
+    result = runs / "eval" / "results.json"
+    result.parent.mkdir(parents=True)
+    result.write_text(json.dumps([{"model": "a", "arch": "A", "train_s": "36", "test_q": "36", "method": "dense",
+                                   "flip": True, "top1_error": 35.0, "top5_error": 5.0, "images": 359, "crop": 32,
+                                   "dataset": "digits", "classes": 10, "limit": 0}]))
+    recipe = tmp_path / "report.yaml"
+    recipe.write_text(f"run_root: {runs}\nstages:\n  - {{name: report, command: report, args: ['{{run_root}}']}}\n")
+    assert deepconv(["recipe", "run", str(recipe)]) == 0
+    assert deepconv(["recipe", "run", str(recipe)]) == 0
+    assert "stage report: done, skipped" in capsys.readouterr().out
+    marker = runs / "report" / ".stage-done"
+    later = marker.stat().st_mtime_ns + 1_000_000_000
+    os.utime(result, ns=(later, later))  # the evaluation stage ran again
+    assert deepconv(["recipe", "run", str(recipe)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "changed since it finished: running again" in out and "done, skipped" not in out
+
+    loaded = load_recipe(recipe)
+    features, data = tmp_path / "features.safetensors", tmp_path / "data"
+    features.write_bytes(b"x")
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "x.json").write_text("{}")
+    os.utime(features, ns=(later, later))
+    os.utime(data / "a" / "x.json", ns=(later, later))
+    os.utime(marker, ns=(later - 1, later - 1))  # finished just before the features and the data file were written
+    assert loaded.inputs_newer_than(["linear-svm", "--features", str(features)], marker)
+    assert not loaded.inputs_newer_than(["report", str(data)], marker)  # outside the run root: not walked
+    assert not loaded.inputs_newer_than(["train", "-c", str(features)], marker)  # a config counts by its content
+
+
 def test_a_changed_training_stage_is_kept_and_named_with_how_to_retrain(small_tree, tmp_path, capsys):
     recipe = train_recipe(tmp_path, small_tree)
     run_dir = tmp_path / "runs" / "a"

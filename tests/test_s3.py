@@ -141,6 +141,32 @@ def test_evaluate_features_and_stats_read_s3_as_the_local_pack(packs, s3_run, tm
     assert tables[0] == tables[1] and len(tables[0]) == 4
 
 
+def test_an_s3_pack_continues_only_from_its_own_source_and_restart_starts_over(s3, digits_dir, tmp_path, capsys):
+    """The source fingerprint kept under OUT: the same command again is a no-op; after the source changed, or over
+    objects deepconv did not write, one line naming --restart; --restart deletes what is there and packs anew."""
+    from deepconv_cli.data import storage
+
+    tree = digits_subset(digits_dir, tmp_path / "tree", 2, 1)
+    bucket = new_bucket()
+    url = f"s3://{bucket}/digits"
+    pack = ["data", "pack", str(tree), url, "--workers", "1"]
+    assert deepconv(pack) == 0
+    assert deepconv(pack) == 0  # the same source and options: the finished splits are kept
+    next((tree / "train" / "3").iterdir()).unlink()
+    capsys.readouterr()
+    assert deepconv(pack) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "other source files or options" in err[0] and "--restart" in err[0], err
+    assert storage.indexed_items(f"{url}/train/index.json") == 20  # refused: nothing touched
+    assert deepconv([*pack, "--restart"]) == 0
+    meta = json.loads(storage.read_bytes(f"{url}/deepconv-packed.json"))
+    assert len(meta["splits"]["train"]["names"]) == 19 and storage.indexed_items(f"{url}/train/index.json") == 19
+    foreign = f"s3://{bucket}/theirs"
+    storage.write_bytes(f"{foreign}/notes.txt", b"not a pack")
+    assert deepconv(["data", "pack", str(tree), foreign, "--workers", "1"]) == 1
+    assert storage.read_bytes(f"{foreign}/notes.txt") == b"not a pack"
+
+
 def one_line(proc: subprocess.CompletedProcess) -> str:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]

@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SBATCH = REPO / "docs" / "slurm" / "train.sbatch"
 
 
+@pytest.mark.slow
 def test_sbatch_script_asks_lightning_for_what_slurm_booked(tmp_path):
     """The script as shipped, run by bash as sbatch would on 2 nodes x 8 GPUs with the ImageNet config, with an
     `srun` that prints the config instead of training: one task per device, the nodes, loader workers within

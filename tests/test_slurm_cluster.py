@@ -26,10 +26,15 @@ OPTIONS = ["--trainer.max_epochs", "2", "--data.batch_size", "10", "--trainer.lo
 PAUSE = '--trainer.callbacks+={"class_path": "helpers.PauseAtStep", "init_args": {"step": 3}}'
 
 
+def job_env() -> dict[str, str]:
+    """A job's environment: this venv's commands and the tests' helpers; no MASTER_ADDR/PORT (Lightning sets them)."""
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
+    return {**inherited, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+
+
 def sbatch(out: Path, data: Path, run_dir: Path, *extra: str, options: tuple[str, ...] = ()) -> str:
-    inherited = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}  # set by Lightning
-    env = {**inherited, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    env = job_env()
     done = subprocess.run(["sbatch", "--parsable", f"--output={out}", *options, str(SBATCH), str(data), str(run_dir),
                            *OPTIONS, *extra], capture_output=True, text=True, cwd=REPO, env=env, check=True)
     return done.stdout.strip().split(";")[0]
@@ -99,3 +104,44 @@ def test_a_requeued_job_resumes_mid_epoch_and_ends_on_the_uninterrupted_weights(
     assert resumed["global_step"] == whole["global_step"]
     for key, weight in whole["state_dict"].items():
         assert torch.equal(resumed["state_dict"][key], weight), key
+
+
+def test_recipe_sbatch_requeued_mid_stage_continues_the_chain_from_the_saved_step(digits_dir, tmp_path):
+    """docs/slurm/recipe.sbatch as shipped, given a two-stage recipe (train, then evaluate its best.ckpt):
+    `scontrol requeue` while the training stage is paused at step 3 stops it with its checkpoint; the requeued job
+    runs the recipe again, which resumes that stage from the saved step (not from scratch) and runs the next one."""
+    require_slurm()
+    import yaml
+
+    tree = digits_subset(digits_dir, tmp_path / "tree", 8, 4)
+    recipe = tmp_path / "chain.yaml"
+    options = [f"{key}={value}" for key, value in zip(OPTIONS[::2], OPTIONS[1::2])]
+    train = [f"--data.data_dir={tree}", "--data.num_workers=0", *options, PAUSE]
+    recipe.write_text(yaml.safe_dump({"run_root": str(tmp_path / "runs"), "stages": [
+        {"name": "a", "command": "train", "config": str(REPO / "recipes" / "quickstart" / "vgg_a.yaml"), "args": train},
+        {"name": "eval_a", "command": "evaluate", "ckpt": "a",
+         "args": ["--data", str(tree / "val"), "--json", "{run_dir}/results.json"]}]}))
+    out = tmp_path / "job.out"
+    job = subprocess.run(["sbatch", "--parsable", f"--output={out}", str(REPO / "docs" / "slurm" / "recipe.sbatch"),
+                          str(recipe)], capture_output=True, text=True, cwd=REPO, env=job_env(),
+                         check=True).stdout.strip().split(";")[0]
+    try:
+        wait_for(lambda: (tmp_path / "runs" / "a" / "paused").exists(), 600, "the training stage to reach step 3")
+        subprocess.run(["scontrol", "requeue", job], check=True)
+        wait_for(lambda: job_state(job).get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), 600,
+                 "the requeued job to end")
+    except BaseException:
+        subprocess.run(["scancel", job])
+        raise
+    text = out.read_text()
+    state = job_state(job)
+    assert state["JobState"] == "COMPLETED" and int(state["Restarts"]) >= 1, text[-3000:]
+    stopped = re.search(r"stopped by SIGTERM at epoch 0, step (\d+): saved", text)
+    assert stopped and int(stopped.group(1)) >= 3, text[-3000:]
+    assert "(restart 1)" in text and "resuming from" in text, text[-3000:]
+    run = tmp_path / "runs" / "a"
+    # both runs of the job logged the steps they trained: the requeued one began at the saved step, none twice
+    steps = [int(s) for s in (run / "steps").read_text().split()]
+    assert steps == list(range(last(run)["global_step"])) and int(stopped.group(1)) in steps, steps
+    assert last(run)["epoch"] == 1
+    assert (tmp_path / "runs" / "eval_a" / "results.json").is_file()

@@ -114,7 +114,7 @@ def pack(src: str, out: str, max_side: int = 0, workers: int = 0, boxes: str | N
             <class>/<image stem>.xml (PASCAL VOC) or a CSV of path,class,x0,y0,x1,y1 (default: SRC/boxes when it
             exists). Boxes follow a --max_side re-encode.
         restart: delete an interrupted pack of OUT and start over (needed when the source files or the options
-            changed since the interruption: such a pack is never continued).
+            changed since the interruption: such a pack is never continued); on s3://, everything under OUT.
     """
     if max_side < 0 or workers < 0:
         from deepconv_cli.errors import usage

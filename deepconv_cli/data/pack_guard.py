@@ -1,6 +1,6 @@
 """What keeps a pack from being silently wrong: OUT resolved and checked before any work, one writer per OUT (a file
-lock), the source fingerprint an interrupted pack must match to be continued, and the chunk check every reader
-makes when it opens a local pack."""
+lock), the source fingerprint an interrupted pack (local or on s3://) must match to be continued, and the chunk
+check every reader makes when it opens a local pack."""
 
 import hashlib
 import json
@@ -80,6 +80,7 @@ def continue_or_restart(staging: str, source: str, restart: bool) -> None:
     """An interrupted pack in `staging` is continued only when it was made from the same source and options;
     otherwise one line (exit 1), or with `restart` it is deleted and packing starts over."""
     if is_url(staging):
+        _continue_or_restart_s3(staging, source, restart)
         return
     folder = Path(staging)
     marker = folder / SOURCE_FILE
@@ -117,3 +118,27 @@ def check_chunks(root: str | Path, meta: dict, splits: tuple[str, ...]) -> None:
             if size != chunk.get("chunk_bytes"):
                 problem = "missing" if size is None else f"{size} bytes, the index says {chunk.get('chunk_bytes')}"
                 raise failure(f"damaged pack: {path} is {problem}; {again}")
+
+
+def _continue_or_restart_s3(url: str, source: str, restart: bool) -> None:
+    """`continue_or_restart` for a pack written straight to s3:// (no staging folder, no lock: the fingerprint
+    object under the prefix says what the objects there were made from). Objects without one, or made from other
+    files or options, are refused unless `restart`, which deletes everything under the prefix first."""
+    if not url.startswith("s3://"):
+        return  # another object store: left as litdata leaves it
+    from deepconv_cli.data import storage
+
+    marker = f"{url.rstrip('/')}/{SOURCE_FILE}"
+    if storage.keys_under(url, limit=1):
+        if not restart:
+            try:
+                same = storage.exists(marker) and json.loads(storage.read_bytes(marker)).get("source") == source
+            except (ValueError, AttributeError):
+                same = False
+            if same:
+                return
+            raise failure(f"{url} already holds objects made from other source files or options than this command's "
+                          "(or not by `deepconv data pack`); pass --restart to delete everything under it and pack "
+                          "from the beginning")
+        storage.delete_under(url)
+    storage.write_bytes(marker, json.dumps({"source": source}).encode())

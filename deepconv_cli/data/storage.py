@@ -127,6 +127,34 @@ def exists(url: str) -> bool:
         raise error from None
 
 
+def keys_under(url: str, limit: int = 0) -> list[str]:
+    """The keys stored under the s3:// prefix `url` (the first `limit` when set)."""
+    bucket, prefix = split_url(url)
+    prefix = f"{prefix}/" if prefix else ""
+    keys: list[str] = []
+    try:
+        for page in _client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+            if limit and len(keys) >= limit:
+                return keys[:limit]
+    except Exception as e:  # noqa: BLE001
+        raise reason(url, e) from None
+    return keys
+
+
+def delete_under(url: str) -> int:
+    """Delete every object under the s3:// prefix `url` (1,000 a request); returns how many."""
+    bucket, keys = split_url(url)[0], keys_under(url)
+    client = _client()
+    try:
+        for i in range(0, len(keys), 1000):
+            client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]],
+                                                         "Quiet": True})
+    except Exception as e:  # noqa: BLE001
+        raise reason(url, e) from None
+    return len(keys)
+
+
 def indexed_items(url: str) -> int:
     """How many items the litdata index.json at `url` lists (0 when there is none)."""
     import json

@@ -26,7 +26,7 @@ def describe(row: dict) -> tuple[str, str, str, str]:
     net = row.get("config", "")
     if row.get("members"):
         counts = {m: row["members"].count(m) for m in row["members"]}
-        net = " + ".join(f"{n} x {m}" if n > 1 else m for m, n in counts.items()) + ":"
+        net = " + ".join(f"{n} x {m}" if n > 1 else m for m, n in counts.items())
     method = row.get("method") or row.get("pooling") or row.get("setting", "")
     if row.get("regression"):
         method += f" {row['regression']}" + (f" {row['fine_tuned']}" if row.get("fine_tuned") else "")

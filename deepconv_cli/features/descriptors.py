@@ -1,12 +1,11 @@
 """Appendix B's image descriptor: the penultimate layer applied densely, global average pooled, flip-averaged,
 combined over scales (average or stack), L2-normalised; several networks (or regions: image and box) stacked."""
 
-from contextlib import nullcontext
-
 import torch
 import torch.nn.functional as F
 
 from deepconv_cli.models.interface import Classifier
+from deepconv_cli.models.precision import ALIASES, autocast
 
 AGGREGATES = ("average", "stack", "max")  # across scales: mean, concatenation, element-wise max
 
@@ -27,8 +26,7 @@ def pooled_descriptors(model: Classifier, batch: torch.Tensor, flip: bool = True
     """(N, D) float32 of a batch of same-size 0..255 images: the descriptor map averaged over all positions, then
     averaged with the horizontally flipped image's (when `flip`)."""
     x = batch.float()
-    cast = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    with cast:
+    with autocast(x.device, ALIASES["bf16" if bf16 else "fp32"]):  # the context evaluate's forward passes run in
         out = descriptor_map(model, x).float().mean(dim=(2, 3))
         if flip:
             out = (out + descriptor_map(model, torch.flip(x, dims=[3])).float().mean(dim=(2, 3))) / 2

@@ -20,8 +20,9 @@ A recipe is YAML:
 Strings in `args` may use {run_dir} (this stage's folder), {run_root} and {<stage>} / {<stage>:last} for another
 stage's checkpoint. A finished stage leaves a `.stage-done` marker in its folder (its command line and a
 fingerprint of its config and input checkpoints) and is skipped next time; one whose recipe, arguments or inputs
-changed since is run again (evaluate, export, data, predict) or, for training stages, kept and reported with
-how to retrain it (`--rerun NAME`). train / fine-tune stages interrupted mid-way resume from their last.ckpt
+changed since, or that reads a file written after it finished (the features a linear-svm stage scores, the results
+a report stage collects), is run again (evaluate, export, data, predict) or, for training stages, kept and reported
+with how to retrain it (`--rerun NAME`). train / fine-tune stages interrupted mid-way resume from their last.ckpt
 because `train` does so by itself.
 
 Each stage runs as a child process that dies with the runner (Linux parent-death signal), so a `kill -9` of the
@@ -104,7 +105,32 @@ class Recipe:
             record = json.loads(text)
         except ValueError:  # a 0.1.0 marker: the command line only
             return text.strip() == " ".join(["deepconv", *argv])
-        return isinstance(record, dict) and record.get("fingerprint") == fingerprint(self, stage, argv)
+        same = isinstance(record, dict) and record.get("fingerprint") == fingerprint(self, stage, argv)
+        return same and not self.inputs_newer_than(argv, marker)
+
+    def inputs_newer_than(self, argv: list[str], marker: Path) -> bool:
+        """Whether a file the stage reads was written after it finished (as make decides): a file named on its command
+        line (features, labels, boxes, checkpoints), or a result JSON inside a folder of the run root it reads
+        (`report RUN_ROOT`). Folders outside the run root (the data) are not walked."""
+        try:
+            done = marker.stat().st_mtime_ns
+        except OSError:
+            return True
+        root = self.run_root.resolve()
+        for before, arg in zip(["", *argv], argv):
+            if arg.startswith("-") or "://" in arg or before in ("-c", "--config"):  # a config: by content, above
+                continue
+            path = Path(arg)
+            try:
+                if path.is_file():
+                    if path.stat().st_mtime_ns > done:
+                        return True
+                elif path.is_dir() and path.resolve().is_relative_to(root):
+                    if any(j.stat().st_mtime_ns > done for j in path.rglob("*.json")):
+                        return True
+            except OSError:
+                continue
+        return False
 
     def argv(self, stage: Stage) -> list[str]:
         """The deepconv command line of a stage, references resolved."""
