@@ -12,10 +12,12 @@ that dies otherwise stops the others (torch's launcher) and is reported as one l
 """
 
 import ctypes
+import json
 import logging
 import multiprocessing
 import os
 import signal
+import tempfile
 from datetime import timedelta
 
 import torch
@@ -66,24 +68,41 @@ def evaluate_sharded(job, devices: int, kind: str, loop: tuple, progress: bool =
                            timeout=timedelta(hours=2))
     fabric = Fabric(accelerator=kind, devices=devices, strategy=strategy, precision="32-true")
     saved = {name: os.environ.get(name) for name in LAUNCH_ENVIRONMENT}
-    try:
-        outcome = fabric.launch(_evaluate_shard, job, loop, progress)
-    except ProcessException as e:
-        last = (str(e).strip().splitlines() or ["no message"])[-1]
-        raise failure(f"evaluation process {e.error_index} of {devices} failed: {last}") from None
-    finally:  # the next launch in this process picks its own free port
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with tempfile.TemporaryDirectory(prefix="deepconv-evaluate-") as folder:
+        agreed = os.path.join(folder, "error.json")
+        try:
+            outcome = fabric.launch(_evaluate_shard, job, loop, progress, agreed)
+        except ProcessException as e:
+            error = _agreed_error(agreed)  # a process that died on its way out, after the error was shared
+            if error is not None:
+                raise error from None
+            last = (str(e).strip().splitlines() or ["no message"])[-1]
+            raise failure(f"evaluation process {e.error_index} of {devices} failed: {last}") from None
+        finally:  # the next launch in this process picks its own free port
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     if outcome[0] == "error":
         raise DeepconvError(outcome[1], outcome[2])
     return outcome[1]
 
 
-def _evaluate_shard(fabric, job, loop: tuple, progress: bool) -> tuple:
-    """("rows", rows) on rank 0 (None elsewhere), or ("error", message, exit code) when any rank failed."""
+def _agreed_error(path: str) -> DeepconvError | None:
+    """The error every process agreed on, as a rank wrote it to `path` before returning (None when none did)."""
+    try:
+        with open(path) as f:
+            message, code = json.load(f)
+    except (OSError, ValueError, TypeError):
+        return None
+    return DeepconvError(message, code)
+
+
+def _evaluate_shard(fabric, job, loop: tuple, progress: bool, agreed: str) -> tuple:
+    """("rows", rows) on rank 0 (None elsewhere), or ("error", message, exit code) when any rank failed; the error
+    is also written to `agreed` first (by each rank, atomically): a process group torn down as the processes exit
+    can abort one of them (gloo: a peer's connection closed), and the parent then still reports the real cause."""
     from deepconv_cli.evaluation.rows import make_rows, update_rows
     from deepconv_cli.training.resources import set_threads
 
@@ -97,6 +116,10 @@ def _evaluate_shard(fabric, job, loop: tuple, progress: bool) -> tuple:
     errors = [None] * fabric.world_size
     dist.all_gather_object(errors, error)  # every rank learns of a failure before any waits on a gather
     if first := next((e for e in errors if e is not None), None):
+        mine = f"{agreed}.{fabric.global_rank}"
+        with open(mine, "w") as f:
+            json.dump(list(first), f)
+        os.replace(mine, agreed)
         return ("error", *first)
     members, keys, ids, parts, seconds = shard
     total = len(job.indices)
